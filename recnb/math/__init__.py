@@ -1,0 +1,1 @@
+"""Math primitives: the formulas the notebooks teach, as small tested functions."""

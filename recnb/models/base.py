@@ -1,0 +1,125 @@
+"""The interface every recnb recommender shares.
+
+A recommender is fitted on a :class:`~recnb.data.schema.Split`, then
+
+- ``score(users)`` gives a ``(len(users), n_items)`` float tensor, higher = more relevant;
+- ``recommend(users, k)`` ranks those scores with :func:`recnb.math.ranking.rank`, excluding
+  each user's training items by default.
+
+Trained models are ``LightningModule`` s (:class:`LightningRecommender`): ``fit`` builds the
+DataModule and a seeded :func:`~recnb.training.make_trainer`, or you can drive them with your own
+``Trainer`` and :class:`~recnb.data.datamodule.InteractionDataModule`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Self
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from recnb.data.schema import Split
+from recnb.math.ranking import Ranking, rank
+
+Users = torch.Tensor | np.ndarray | list[int] | None
+
+
+def as_user_tensor(users: Users, n_users: int) -> torch.Tensor:
+    """User indices as an int64 tensor; ``None`` means all users ``0..n_users-1``."""
+    if users is None:
+        return torch.arange(n_users)
+    out = torch.as_tensor(np.asarray(users), dtype=torch.long).reshape(-1)
+    if out.numel() and (out.min() < 0 or out.max() >= n_users):
+        raise IndexError(f"user indices must lie in 0..{n_users - 1}, got {out.min().item()}..{out.max().item()}")
+    return out
+
+
+class Recommender(ABC):
+    """Base of every recommender: ``fit`` -> ``score`` -> ``recommend``.
+
+    Subclasses implement :meth:`fit` (which must call :meth:`remember_split`) and :meth:`score`.
+    """
+
+    #: training interactions as a ``(n_users, n_items)`` bool mask, set by :meth:`remember_split`
+    seen_: torch.Tensor | None = None
+
+    @abstractmethod
+    def fit(self, split: Split) -> Self:
+        """Learn from ``split.train``; returns ``self``."""
+
+    @abstractmethod
+    def score(self, users: Users = None) -> torch.Tensor:
+        """Scores ``(len(users), n_items)``, float32, higher = more relevant."""
+
+    def remember_split(self, split: Split) -> None:
+        """Keep what ``recommend`` needs from the split (the seen-item mask and sizes)."""
+        self.seen_ = split.seen_mask()
+
+    @property
+    def n_users_(self) -> int:
+        self._check_fitted()
+        return self.seen_.shape[0]
+
+    @property
+    def n_items_(self) -> int:
+        self._check_fitted()
+        return self.seen_.shape[1]
+
+    def _check_fitted(self) -> None:
+        if self.seen_ is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call .fit(split) first")
+
+    def recommend(
+        self,
+        users: Users = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        threshold: float | None = None,
+    ) -> Ranking:
+        """Top-``k`` items per user, best first (see :func:`recnb.math.ranking.rank`).
+
+        ``exclude_seen`` drops each user's training items; ``threshold`` drops items scoring
+        below it. Returns a :class:`~recnb.math.ranking.Ranking` of item *indices*.
+        """
+        self._check_fitted()
+        u = as_user_tensor(users, self.n_users_)
+        scores = self.score(u)
+        exclude = self.seen_[u] if exclude_seen else None
+        return rank(scores, k=k, exclude=exclude, threshold=threshold)
+
+    def __repr__(self) -> str:  # short, stable: notebooks print models
+        return f"{type(self).__name__}()"
+
+
+class LightningRecommender(Recommender, pl.LightningModule):
+    """A recommender trained by a Lightning ``Trainer``.
+
+    Subclasses define ``training_step`` on the batches of
+    :class:`~recnb.data.datamodule.InteractionDataModule` and ``score``; ``fit`` does the rest.
+    Hyper-parameters given to ``__init__`` are saved with ``save_hyperparameters`` and read back
+    from ``self.hparams`` (``max_epochs``, ``batch_size``, ``seed``, ``progress``...).
+    """
+
+    def datamodule(self, split: Split) -> pl.LightningDataModule:
+        """The DataModule ``fit`` trains on; subclasses choose batches (triples, ratings...)."""
+        raise NotImplementedError
+
+    def fit(self, split: Split, trainer: pl.Trainer | None = None) -> Self:
+        """Train on ``split`` with ``trainer`` (default: :func:`~recnb.training.make_trainer`)."""
+        from recnb.training import make_trainer
+
+        self.remember_split(split)
+        hp: Any = self.hparams
+        if trainer is None:
+            trainer = make_trainer(
+                max_epochs=hp.get("max_epochs", 10), seed=hp.get("seed", 0), progress=hp.get("progress", False)
+            )
+        self.trainer_ = trainer
+        trainer.fit(self, datamodule=self.datamodule(split))
+        self.eval()
+        return self
+
+    def __repr__(self) -> str:
+        return pl.LightningModule.__repr__(self)
