@@ -1,0 +1,3 @@
+from recnb.cli import main
+
+raise SystemExit(main())
