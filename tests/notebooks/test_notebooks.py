@@ -1,0 +1,52 @@
+"""The notebook layer: every notebook runs through the report runner in the smoke profile, and
+what it records must hold. Plus the form every committed notebook keeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import nbformat
+import pytest
+
+from recnb.report.parameters import declared_parameters, load_profiles
+from recnb.report.runner import DEFAULT_KERNEL, NOTEBOOKS_DIR, run_report
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+COURSE = [
+    "00_quickstart", "01_cosine_and_ranking", "02_sigmoid_loss", "03_data_asset_inventory",
+    "04_collaborative_filtering", "05_content_features", "06_hybrid_blending",
+]
+
+# What each notebook's recorded metrics must satisfy in the smoke profile: name -> check.
+Check = Callable[[dict[str, Any]], None]
+EXPECTATIONS: dict[str, Check] = {}
+
+
+def test_the_course_is_complete():
+    assert [p.stem for p in NOTEBOOKS] == COURSE
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_form(path: Path):
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == DEFAULT_KERNEL
+    declared = declared_parameters(path)
+    assert {"seed", "progress"} <= set(declared), "every notebook takes seed and progress"
+    assert declared["progress"].default == "False", "progress bars are off by default"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    assert counts == list(range(1, len(code) + 1)), "executed top to bottom before committing"
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert any(c.source.startswith("# NBVAL_CHECK_OUTPUT") for c in code), "at least one nbval-checked cell"
+    assert "papermill" not in nb.metadata, "refresh strips per-run metadata (make notebooks)"
+    assert path.stem in load_profiles()["smoke"], "a smoke entry in profiles.yaml"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_profile(path: Path, tmp_path: Path):
+    report = run_report([path], profile="smoke", out_dir=tmp_path, name="smoke", html=False, log=lambda _: None)
+    (result,) = report.results
+    assert result.status == "ok", result.error
+    EXPECTATIONS[path.stem](result.metrics)
