@@ -10,7 +10,6 @@ KERNEL := recnb
 PROFILE ?= default
 PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
-export MPLBACKEND := Agg
 
 .PHONY: setup report test notebooks lab clean
 

@@ -31,6 +31,7 @@ def quiet_lightning() -> None:
         ".*smaller than the logging interval.*",
         ".*Checkpoint directory.*",
         ".*Trying to infer the `batch_size`.*",
+        ".*but have no `validation_step`.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
 

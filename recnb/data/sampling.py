@@ -1,0 +1,93 @@
+"""Negative sampling: items a user has *not* interacted with, drawn by rejection.
+
+For a user ``u`` with positive set ``P_u``, a negative is an item ``j ∉ P_u`` drawn from
+
+- ``uniform``:    ``P(j) ∝ 1``                     over all items,
+- ``popularity``: ``P(j) ∝ count_j ** power``      (``count_j`` = training users of ``j``),
+
+conditioned on ``j ∉ P_u``. Rejection sampling does the conditioning exactly and vectorised:
+draw all ``(B, n_neg)`` candidates at once, find those that are positives of their row's user,
+redraw only those, repeat until none is left. The expected number of rounds is small unless a
+user owns most of the probability mass; a user for whom no item is left raises ``ValueError``.
+Membership is tested on sorted pair keys ``u * n_items + i`` with ``torch.searchsorted``, so no
+dense ``(n_users, n_items)`` matrix is needed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class PositiveSet:
+    """The set of ``(user, item)`` index pairs a user must never get as a negative."""
+
+    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> None:
+        self.n_users, self.n_items = n_users, n_items
+        self.keys = torch.unique(torch.as_tensor(users, dtype=torch.long) * n_items + torch.as_tensor(items, dtype=torch.long))
+        self.counts = torch.bincount(self.keys // n_items, minlength=n_users)
+
+    def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Bool tensor, same shape as ``items`` (``users`` broadcast against it)."""
+        keys = (users * self.n_items + items).numpy()
+        if self.keys.numel() == 0:
+            return torch.zeros(keys.shape, dtype=torch.bool)
+        sorted_keys = self.keys.numpy()
+        pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)  # numpy: no thread start-up
+        return torch.from_numpy(sorted_keys[pos] == keys)
+
+
+def sample_negatives(
+    users: torch.Tensor,
+    n_neg: int,
+    positives: PositiveSet,
+    weights: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    max_rounds: int = 1000,
+    check: bool = True,
+) -> torch.Tensor:
+    """``(B, n_neg)`` int64 negatives for ``users`` ``(B,)``, never a positive of the row's user.
+
+    ``weights`` ``(n_items,)`` non-negative: sample ``∝ weights`` (``None``: uniformly). Items
+    with weight 0 are never drawn. ``check=False`` skips the test that every user has an item
+    left to draw (callers that ran :func:`check_feasible` once for all users).
+    """
+    users = torch.as_tensor(users, dtype=torch.long).reshape(-1)
+    n_items = positives.n_items
+    if weights is not None:
+        weights = torch.as_tensor(weights, dtype=torch.float64)
+        if weights.shape != (n_items,) or (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"weights must be a non-negative ({n_items},) tensor with a positive sum")
+    if check:
+        check_feasible(users, positives, weights)
+
+    def draw(k: int) -> torch.Tensor:
+        if weights is None:
+            return torch.randint(n_items, (k,), generator=generator)
+        return torch.multinomial(weights, k, replacement=True, generator=generator)
+
+    out = draw(len(users) * n_neg).reshape(len(users), n_neg)
+    rows = users[:, None].expand_as(out)
+    bad = positives.contains(rows, out)
+    for _ in range(max_rounds):
+        k = int(bad.sum())
+        if k == 0:
+            return out
+        out[bad] = draw(k)
+        bad[bad.clone()] = positives.contains(rows[bad], out[bad])
+    raise RuntimeError(f"rejection sampling did not finish in {max_rounds} rounds")
+
+
+def check_feasible(users: torch.Tensor, positives: PositiveSet, weights: torch.Tensor | None) -> None:
+    """Raise if some user has no item left to draw (all items, or all weighted items, positive)."""
+    if weights is None:
+        owned, n_drawable = positives.counts, positives.n_items
+    else:
+        drawable = weights > 0
+        keys = positives.keys[drawable[positives.keys % positives.n_items]]
+        owned, n_drawable = torch.bincount(keys // positives.n_items, minlength=positives.n_users), int(drawable.sum())
+    u = torch.unique(users)
+    full = u[owned[u] >= n_drawable]
+    if full.numel():
+        raise ValueError(f"user index {int(full[0])} has no item left to sample as a negative "
+                         f"({full.numel()} such users): every drawable item is one of their positives")

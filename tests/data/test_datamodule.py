@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from recnb.data import make_shop, random_holdout
+from recnb.data.datamodule import InteractionDataModule
+from recnb.data.sampling import PositiveSet, sample_negatives
+from recnb.training import make_trainer
+
+
+@pytest.fixture(scope="module")
+def split():
+    return random_holdout(make_shop(n_users=60, n_items=50, n_categories=4, n_interactions=3000, seed=0), seed=0)
+
+
+def test_positive_set_membership():
+    ps = PositiveSet(torch.tensor([0, 0, 2]), torch.tensor([1, 3, 0]), n_users=3, n_items=4)
+    got = ps.contains(torch.tensor([[0], [1], [2]]), torch.arange(4)[None, :])
+    expected = torch.tensor([[0, 1, 0, 1], [0, 0, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    assert torch.equal(got, expected)
+    assert ps.counts.tolist() == [2, 0, 1]
+
+
+def test_uniform_negatives_are_uniform_over_the_non_positives():
+    ps = PositiveSet(torch.tensor([0, 0]), torch.tensor([0, 1]), n_users=1, n_items=5)
+    neg = sample_negatives(torch.zeros(20_000, dtype=torch.long), 1, ps, generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(neg.flatten(), minlength=5).double() / neg.numel()
+    assert freq[:2].sum() == 0
+    torch.testing.assert_close(freq[2:], torch.full((3,), 1 / 3, dtype=torch.float64), atol=0.015, rtol=0)
+
+
+def test_popularity_negatives_follow_the_weights_renormalised():
+    ps = PositiveSet(torch.tensor([0]), torch.tensor([3]), n_users=1, n_items=4)
+    w = torch.tensor([1.0, 2.0, 0.0, 5.0])
+    neg = sample_negatives(torch.zeros(30_000, dtype=torch.long), 1, ps, w, torch.Generator().manual_seed(0))
+    freq = torch.bincount(neg.flatten(), minlength=4).double() / neg.numel()
+    # item 3 is a positive and item 2 has weight 0: the mass 1 : 2 goes to items 0 and 1
+    torch.testing.assert_close(freq, torch.tensor([1 / 3, 2 / 3, 0.0, 0.0], dtype=torch.float64), atol=0.015, rtol=0)
+
+
+def test_a_user_with_nothing_left_to_sample_is_an_error():
+    ps = PositiveSet(torch.tensor([0, 0, 0]), torch.tensor([0, 1, 2]), n_users=2, n_items=3)
+    with pytest.raises(ValueError, match="user index 0 has no item left"):
+        sample_negatives(torch.tensor([0, 1]), 2, ps)
+    ps = PositiveSet(torch.tensor([0]), torch.tensor([0]), n_users=1, n_items=3)
+    with pytest.raises(ValueError, match="user index 0 has no item left"):
+        sample_negatives(torch.tensor([0]), 1, ps, torch.tensor([1.0, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("sampler", ["uniform", "popularity"])
+def test_implicit_batches_cover_each_pair_once_and_never_sample_a_positive(split, sampler):
+    dm = InteractionDataModule(split, batch_size=64, n_neg=5, sampler=sampler, seed=1)
+    batches = list(dm.train_dataloader())
+    assert len(batches) == len(dm.train_dataloader()) == -(-dm.n_train // 64)
+    b = batches[0]
+    assert b["user"].shape == (64,) and b["pos"].shape == (64,) and b["neg"].shape == (64, 5)
+    assert b["neg"].dtype == torch.int64
+    users = torch.cat([b["user"] for b in batches])
+    pos = torch.cat([b["pos"] for b in batches])
+    neg = torch.cat([b["neg"] for b in batches])
+    expected = set(zip(split.train["user_idx"], split.train["item_idx"]))
+    assert sorted(zip(users.tolist(), pos.tolist())) == sorted(expected)
+    seen = split.seen_mask()
+    assert not seen[users[:, None], neg].any()
+    if sampler == "popularity":  # items nobody trained on are never drawn
+        never = torch.as_tensor(np.setdiff1d(np.arange(split.n_items), split.train["item_idx"]))
+        assert not torch.isin(neg, never).any()
+
+
+def test_batches_are_seeded_and_change_per_epoch(split):
+    a = list(InteractionDataModule(split, batch_size=128, seed=5).train_dataloader())
+    dm = InteractionDataModule(split, batch_size=128, seed=5)
+    b = list(dm.train_dataloader())
+    assert all(torch.equal(x["neg"], y["neg"]) and torch.equal(x["user"], y["user"]) for x, y in zip(a, b))
+    second = list(dm.train_dataloader())  # no trainer: the second pass is epoch 1
+    assert not torch.equal(second[0]["user"], b[0]["user"])
+    other = list(InteractionDataModule(split, batch_size=128, seed=6).train_dataloader())
+    assert not torch.equal(other[0]["neg"], a[0]["neg"])
+
+
+def test_explicit_batches_hold_the_rated_rows(split):
+    dm = InteractionDataModule(split, mode="explicit", batch_size=50)
+    batches = list(dm.train_dataloader())
+    rated = split.train.dropna(subset=["rating"])
+    got = sorted(
+        zip(*(torch.cat([b[k] for b in batches]).tolist() for k in ("user", "item", "rating")))
+    )
+    assert got == sorted(zip(rated["user_idx"], rated["item_idx"], rated["rating"]))
+    assert batches[0]["rating"].dtype == torch.float32
+
+
+def test_validation_batches(split):
+    dm = InteractionDataModule(split, eval_batch_size=16)
+    batches = list(dm.val_dataloader())
+    users = torch.cat([b["user"] for b in batches])
+    assert users.tolist() == split.test_users.tolist()
+    seen = torch.cat([b["seen"] for b in batches])
+    relevant = torch.cat([b["relevant"] for b in batches])
+    assert seen.dtype == torch.bool and seen.shape == (len(users), split.n_items)
+    assert torch.equal(seen, split.seen_mask()[users]) and torch.equal(relevant, split.test_matrix()[users])
+    assert relevant.sum() == len(split.test)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(mode="pairwise"), "mode must be"), (dict(sampler="zipf"), "sampler must be"), (dict(n_neg=0), "n_neg")],
+)
+def test_bad_arguments(split, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        InteractionDataModule(split, **kwargs)
+
+
+class _Recorder(pl.LightningModule):
+    """A dot-product model trained with BPR that keeps the negatives it was given."""
+
+    def __init__(self, n_users: int, n_items: int) -> None:
+        super().__init__()
+        self.u = torch.nn.Embedding(n_users, 4)
+        self.i = torch.nn.Embedding(n_items, 4)
+        self.negatives: list[list[torch.Tensor]] = []
+
+    def training_step(self, batch, batch_idx):
+        if batch_idx == 0:
+            self.negatives.append([])
+        self.negatives[-1].append(batch["neg"].clone())
+        u = self.u(batch["user"])
+        diff = (u * self.i(batch["pos"])).sum(-1) - (u[:, None] * self.i(batch["neg"])).sum(-1).mean(-1)
+        return -torch.nn.functional.logsigmoid(diff).mean()
+
+    def validation_step(self, batch, batch_idx):
+        assert not (batch["seen"] & batch["relevant"]).any()  # held-out pairs are not training pairs
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_a_real_trainer_gets_new_negatives_each_epoch_and_the_same_per_run(split):
+    runs = []
+    for _ in range(2):
+        model = _Recorder(split.n_users, split.n_items)
+        make_trainer(max_epochs=2, seed=0).fit(
+            model, datamodule=InteractionDataModule(split, batch_size=256, n_neg=2, seed=0)
+        )
+        runs.append([torch.cat(epoch) for epoch in model.negatives])
+    assert len(runs[0]) == 2
+    assert not torch.equal(runs[0][0], runs[0][1])
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1]))

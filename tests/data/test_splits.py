@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recnb.data import holdout_validation, leave_last_out, make_shop, positives, random_holdout, split_summary, time_cut
+from recnb.data.schema import RecData
+
+
+def pairs(df: pd.DataFrame) -> set[tuple[int, int]]:
+    return set(zip(df["user_id"], df["item_id"]))
+
+
+def test_positives_one_row_per_pair_latest_time_strongest_event_last_rating(tiny):
+    p = positives(tiny.interactions)
+    assert len(p) == 7  # 10 rows, 7 distinct (user, item) pairs
+    row = p[(p.user_id == 1) & (p.item_id == 10)].iloc[0]
+    assert row["timestamp"] == pd.Timestamp("2024-01-05 12:00")  # the latest
+    assert row["event"] == "purchase"  # the strongest
+    assert row["rating"] == 4.0  # the last rating, though the latest row has none
+    assert row["session_id"] == 3  # the session of the latest row
+    assert list(p.columns) == list(tiny.interactions.columns)
+
+
+def test_positives_event_filter_and_no_dedupe(tiny):
+    p = positives(tiny.interactions, events=("click", "cart", "purchase"))
+    assert pairs(p) == {(1, 10), (1, 30), (2, 40), (2, 30)}
+    assert len(positives(tiny.interactions, dedupe=False)) == 10
+    with pytest.raises(ValueError, match="none of events"):
+        positives(tiny.interactions, events=["like"])
+
+
+def test_random_holdout_partitions_the_positives(tiny):
+    s = random_holdout(tiny, test_ratio=0.5, seed=0)
+    assert pairs(s.train) | pairs(s.test) == pairs(positives(tiny.interactions))
+    assert not pairs(s.train) & pairs(s.test)
+    # user 1 has 3 pairs -> round_half_up(1.5) = 2 test; user 2 has 3 -> 2; user 3 has 1 -> 0 (min_train)
+    assert s.test.groupby("user_id").size().to_dict() == {1: 2, 2: 2}
+    assert s.train.groupby("user_id").size().to_dict() == {1: 1, 2: 1, 3: 1}
+
+
+def test_split_indexes_all_users_and_items_in_id_order(tiny):
+    s = random_holdout(tiny, test_ratio=0.5)
+    assert s.n_items == 5 and s.n_users == 3  # item 50 has no interaction and is still indexed
+    assert s.items_frame["item_id"].tolist() == [10, 20, 30, 40, 50]
+    assert s.items_frame["title"].tolist() == ["a", "b", "c", "d", "e"]
+    both = pd.concat([s.train, s.test])
+    assert (both["item_idx"] == both["item_id"] // 10 - 1).all()
+    assert (both["user_idx"] == both["user_id"] - 1).all()
+
+
+def test_random_holdout_is_seeded():
+    data = make_shop(n_users=40, n_items=30, n_categories=4, n_interactions=1500, seed=0)
+    a, b, c = random_holdout(data, seed=1), random_holdout(data, seed=1), random_holdout(data, seed=2)
+    pd.testing.assert_frame_equal(a.test, b.test)
+    assert pairs(a.test) != pairs(c.test)
+    per_user = positives(data.interactions).groupby("user_id").size()
+    expected = np.minimum(np.floor(0.2 * per_user + 0.5), per_user - 1).astype(int)
+    got = a.test.groupby("user_id").size().reindex(per_user.index, fill_value=0)
+    assert (got == expected).all()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.integers(1, 6), st.integers(1, 8), st.integers(0, 50)), min_size=1, max_size=60),
+    st.floats(0.05, 0.95),
+    st.integers(0, 3),
+)
+def test_random_holdout_property(make_frame, rows, ratio, min_train):
+    inter = make_frame([(u, i, pd.Timestamp("2024-01-01") + pd.Timedelta(hours=h), "view", np.nan, 1) for u, i, h in rows])
+    items = pd.DataFrame({"item_id": range(1, 9), "title": "t", "category": "c", "text": "t"})
+    data = RecData("h", inter, items, pd.DataFrame({"user_id": range(1, 7)}))
+    s = random_holdout(data, test_ratio=ratio, seed=0, min_train=min_train)
+    assert pairs(s.train) | pairs(s.test) == pairs(inter) and not pairs(s.train) & pairs(s.test)
+    train_n = s.train.groupby("user_id").size()
+    total = positives(inter).groupby("user_id").size()
+    assert (train_n.reindex(total.index, fill_value=0) >= np.minimum(total, min_train)).all()
+    if min_train >= 1:
+        assert len(s.cold_users) == 0
+
+
+def test_leave_last_out_holds_out_each_users_latest(tiny):
+    s = leave_last_out(tiny)
+    assert pairs(s.test) == {(1, 30), (2, 30)}  # user 3 has one positive: kept for training
+    s2 = leave_last_out(tiny, n=2)
+    assert pairs(s2.test) == {(1, 30), (1, 10), (2, 30), (2, 40)}
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        leave_last_out(tiny, n=0)
+
+
+def test_time_cut_by_timestamp_and_quantile(tiny):
+    s = time_cut(tiny, at="2024-01-05")
+    assert (s.train["timestamp"] < pd.Timestamp("2024-01-05")).all()
+    assert (s.test["timestamp"] >= pd.Timestamp("2024-01-05")).all()
+    # (1,10) was seen before the cut: its repeat view is no new discovery
+    assert pairs(s.test) == {(1, 30), (2, 30), (3, 40)}
+    assert s.cold_users.tolist() == [2]  # user 3 (index 2) first appears after the cut
+    assert s.cold_items.tolist() == [2]  # item 30 (index 2) is first interacted with after the cut
+    q = time_cut(tiny, at=0.5)
+    cut = tiny.interactions["timestamp"].quantile(0.5)
+    assert (q.train["timestamp"] < cut).all() and len(q.train) + len(q.test) > 0
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        time_cut(tiny, at=1.5)
+
+
+def test_holdout_validation_splits_train_only(tiny):
+    data = make_shop(n_users=40, n_items=30, n_categories=4, n_interactions=1500, seed=0)
+    s = random_holdout(data, seed=0)
+    v = holdout_validation(s, ratio=0.25, seed=0)
+    assert pairs(v.train) | pairs(v.test) == pairs(s.train)
+    assert not pairs(v.test) & pairs(s.test)
+    assert v.users is s.users and v.items is s.items and v.n_items == s.n_items
+    last = holdout_validation(s, ratio=0.25, method="last")
+    # the validation rows of each user are their latest training rows
+    for u, rows in last.test.groupby("user_id"):
+        assert rows["timestamp"].min() >= last.train[last.train.user_id == u]["timestamp"].max()
+    with pytest.raises(ValueError, match="method must be"):
+        holdout_validation(s, method="middle")
+
+
+def test_split_summary(tiny):
+    summary = split_summary(time_cut(tiny, at="2024-01-05"))
+    assert summary["cold users"] == 1 and summary["test rows"] == 3 and summary["items"] == 5
+    assert summary["cold items"] == 1
+    assert summary["items never seen in train"] == 2  # items 30 and 50
+
+
+def test_unknown_ids_are_refused(tiny):
+    bad = RecData("bad", tiny.interactions.assign(item_id=tiny.interactions["item_id"].replace(40, 99)), tiny.items,
+                  tiny.users)
+    with pytest.raises(ValueError, match="2 interactions have a item_id missing from the items table"):
+        random_holdout(bad)
