@@ -20,7 +20,19 @@ COURSE = [
 
 # What each notebook's recorded metrics must satisfy in the smoke profile: name -> check.
 Check = Callable[[dict[str, Any]], None]
-EXPECTATIONS: dict[str, Check] = {}
+
+
+def _quickstart(m: dict[str, Any]) -> None:
+    # trained models beat popularity; the explained user's list sits in their true tastes
+    # (10 categories: a random item's category has mean taste 0.1)
+    assert m["ndcg@10_bpr"] > m["ndcg@10_popularity"] + 0.03
+    assert m["ndcg@10_hybrid"] > m["ndcg@10_popularity"] + 0.03
+    assert m["user0_mean_true_taste_of_recs"] > 0.15
+
+
+EXPECTATIONS: dict[str, Check] = {
+    "00_quickstart": _quickstart,
+}
 
 
 def test_the_course_is_complete():
