@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+import numpy as np
 import torch
 
 PAD = -1  # index used where fewer than k items remain after exclusion and thresholding
@@ -26,7 +27,11 @@ class Ranking(NamedTuple):
 
 
 def _as_mask(exclude: torch.Tensor | Sequence[Sequence[int]] | None, shape: torch.Size) -> torch.Tensor | None:
-    """Turn an exclusion given as a bool mask or as per-user index lists into a bool mask."""
+    """Turn an exclusion given as a bool mask or as per-row index lists into a bool mask.
+
+    In index lists, ``PAD`` entries are skipped (so a :class:`Ranking`'s indices can be passed
+    back as an exclusion); any other index outside ``0..n_items-1`` raises ``IndexError``.
+    """
     if exclude is None:
         return None
     if isinstance(exclude, torch.Tensor) and exclude.dtype == torch.bool:
@@ -37,7 +42,12 @@ def _as_mask(exclude: torch.Tensor | Sequence[Sequence[int]] | None, shape: torc
         raise ValueError(f"exclude has {len(exclude)} index lists, scores have {shape[0]} rows")
     mask = torch.zeros(shape, dtype=torch.bool)
     for row, items in enumerate(exclude):
-        mask[row, torch.as_tensor(list(items), dtype=torch.long)] = True
+        idx = torch.as_tensor(list(items), dtype=torch.long).reshape(-1)
+        idx = idx[idx != PAD]
+        if idx.numel() and (idx.min() < 0 or idx.max() >= shape[1]):
+            bad = idx[(idx < 0) | (idx >= shape[1])][0].item()
+            raise IndexError(f"exclude row {row} holds item index {bad}, outside 0..{shape[1] - 1}")
+        mask[row, idx] = True
     return mask
 
 
@@ -52,11 +62,13 @@ def rank(
     ``scores``: ``(n_items,)`` or ``(n_users, n_items)``; a 1-D input gives 1-D outputs.
     ``k``: how many to return (``None`` = all, a full argsort); ``torch.topk`` is used when
     ``k < n_items``, which costs ``O(n log k)`` per row instead of ``O(n log n)``.
-    ``exclude``: items never returned -- a bool mask shaped like ``scores`` or one index list
-    per row (e.g. the items each user already has).
+    ``exclude``: items never returned -- a bool mask (torch or numpy) shaped like ``scores``, or
+    one index list per row (e.g. the items each user already has; a 1-D ``scores`` takes one flat
+    list; ``PAD`` entries are skipped).
     ``threshold``: items scoring strictly below it are not returned.
 
-    Ties are broken by the lower item index first. Returns a :class:`Ranking`.
+    Ties are broken by the lower item index first. Items scoring ``-inf`` count as excluded.
+    Integer scores are ranked as float64. Returns a :class:`Ranking`.
     """
     if scores.ndim not in (1, 2):
         raise ValueError(f"scores must be 1-D (n_items,) or 2-D (n_users, n_items), got shape {tuple(scores.shape)}")
@@ -69,12 +81,16 @@ def rank(
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     k = min(k, n_items)
-    s = s.clone()
-    mask = _as_mask(exclude.unsqueeze(0) if squeeze and isinstance(exclude, torch.Tensor) else exclude, s.shape)
-    if mask is not None:
-        s[mask] = -torch.inf
+    s = s if torch.is_floating_point(s) else s.double()
+    if isinstance(exclude, np.ndarray) and exclude.dtype == np.bool_:
+        exclude = torch.from_numpy(exclude)
+    if squeeze and exclude is not None:
+        exclude = exclude.unsqueeze(0) if isinstance(exclude, torch.Tensor) and exclude.dtype == torch.bool else [exclude]
+    mask = _as_mask(exclude, s.shape)
     if threshold is not None:
-        s[s < threshold] = -torch.inf
+        mask = s < threshold if mask is None else mask | (s < threshold)
+    if mask is not None:
+        s = s.masked_fill(mask, -torch.inf)
 
     if k == n_items:
         values, indices = torch.sort(s, dim=1, descending=True, stable=True)
@@ -87,16 +103,26 @@ def rank(
 
 
 def _topk_stable(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.topk`` with ties broken by the lower index (topk itself makes no such promise)."""
+    """``torch.topk`` with ties broken by the lower index (topk itself makes no such promise).
+
+    Fast path: take ``torch.topk``'s k items and order them by (score desc, index asc). That is the
+    answer unless a tie at the k-th score is cut by the boundary (the (k+1)-th score equals the
+    k-th); only those rows are redone, keeping the lowest-indexed of the tied items.
+    """
     if k == 0:
         empty = s[:, :0]
         return empty, empty.long()
-    kth = torch.topk(s, k, dim=1).values[:, -1:]  # (n_users, 1): the k-th largest score
-    above = s > kth
-    tied = s == kth
-    need = k - above.sum(dim=1, keepdim=True)  # how many of the tied items fit in the top k
-    take = above | (tied & (torch.cumsum(tied, dim=1) <= need))
-    cols = take.nonzero()[:, 1].reshape(s.shape[0], k)  # ascending index within each row
+    vals, cols = torch.topk(s, k + 1, dim=1)  # called with k < n_items, so k + 1 items exist
+    cut = vals[:, k] == vals[:, k - 1]  # an item left out ties with the k-th: the boundary cuts a tie
+    vals, cols, kth = vals[:, :k], cols[:, :k], vals[:, k - 1 : k]
+    if cut.any():
+        rows = s[cut]
+        above, tied = rows > kth[cut], rows == kth[cut]
+        need = k - above.sum(dim=1, keepdim=True)  # how many of the tied items fit in the top k
+        take = above | (tied & (torch.cumsum(tied, dim=1) <= need))
+        cols = cols.clone()
+        cols[cut] = take.nonzero()[:, 1].reshape(-1, k)
+    cols = torch.sort(cols, dim=1).values  # ascending index, then a stable sort by score
     vals = torch.gather(s, 1, cols)
     order = torch.sort(vals, dim=1, descending=True, stable=True).indices
     return torch.gather(vals, 1, order), torch.gather(cols, 1, order)

@@ -30,8 +30,32 @@ def _quickstart(m: dict[str, Any]) -> None:
     assert m["user0_mean_true_taste_of_recs"] > 0.15
 
 
+def _cosine_and_ranking(m: dict[str, Any]) -> None:
+    # trained embeddings rank far above chance (random scores give ~0.04 on the smoke shop),
+    # whether scored by dot product or cosine
+    assert m["ndcg@10_dot"] > 0.2 and m["ndcg@10_cosine"] > 0.2
+
+
+def _sigmoid_loss(m: dict[str, Any]) -> None:
+    assert m["ndcg@10_bpr"] > m["ndcg@10_popularity"] + 0.05
+    assert m["ndcg@10_bpr"] > m["ndcg@10_positive_only"]
+    assert m["ndcg@10_negative_sampling"] > m["ndcg@10_random"] + 0.1
+    assert m["ndcg@10_popularity"] > m["ndcg@10_random"]
+
+
+def _content_features(m: dict[str, Any]) -> None:
+    assert m["mean_pool_max_abs_diff"] < 1e-5  # hand mean-pool == the encoder's output
+    assert m["category_knn_accuracy_minilm"] > 0.9 and m["category_knn_accuracy_tfidf"] > 0.9
+    # items with no interactions: only text can place them
+    assert m["ndcg@10_new_items_minilm"] > m["ndcg@10_new_items_popularity"] + 0.1
+    assert m["ndcg@10_new_items_tfidf"] > m["ndcg@10_new_items_popularity"] + 0.1
+
+
 EXPECTATIONS: dict[str, Check] = {
     "00_quickstart": _quickstart,
+    "01_cosine_and_ranking": _cosine_and_ranking,
+    "02_sigmoid_loss": _sigmoid_loss,
+    "05_content_features": _content_features,
 }
 
 

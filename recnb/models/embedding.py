@@ -1,0 +1,164 @@
+"""The embedding model of document 000: users and items as vectors, score = dot product.
+
+.. math::
+
+    s_{ug} = \\langle e_u, e_g \\rangle \\; (+\\, b_g)
+
+trained on implicit feedback with one of the losses of :mod:`recnb.math.losses`:
+
+- ``"positive_only"`` -- the loss *as 000 writes it*, ``-Σ log σ(s_ug)`` over observed pairs only
+  (the sampled negatives of each batch are scored for the logs but never enter the loss);
+- ``"negative_sampling"`` -- ``-log σ(s_ug) - Σ_g' log σ(-s_ug')`` with ``negatives`` samples;
+- ``"bpr"`` -- ``-log σ(s_ug - s_ug')``;
+- ``"bce"`` -- binary cross-entropy with label 1 for the positive and 0 for each negative.
+
+Each training epoch logs (one value per epoch, see :class:`~recnb.training.HistoryLogger`)
+``train_loss``, ``user_norm`` and ``item_norm`` (mean Euclidean norm of the embedding tables),
+``pos_score`` and ``neg_score`` (mean score of the batch's positives and sampled negatives);
+each validation pass logs ``val_ndcg@10`` on the split's test items, training items excluded from
+both the lists and the relevant set (as :func:`recnb.metrics.evaluate` does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from recnb.data.datamodule import InteractionDataModule
+from recnb.data.schema import Split
+from recnb.math.losses import bce_loss, bpr_loss, negative_sampling_loss, positive_only_loss
+from recnb.math.ranking import rank
+from recnb.metrics import ndcg_at_k
+from recnb.models.base import LightningRecommender, Users, as_user_tensor
+
+LOSSES = ("positive_only", "negative_sampling", "bpr", "bce")
+VAL_K = 10
+
+
+class EmbeddingRecommender(LightningRecommender):
+    """User and item embeddings (optionally an item bias) trained with a sigmoid loss.
+
+    Hyper-parameters (all saved with ``save_hyperparameters``):
+    ``embedding_dim`` d; ``loss`` (see :data:`LOSSES`); ``negatives`` sampled per positive;
+    ``item_bias``; ``lr`` and ``weight_decay`` of Adam; ``init_std`` of the normal
+    initialisation; ``max_epochs``; ``batch_size``; ``sampler`` of negatives (``"uniform"`` or
+    ``"popularity"``); ``seed`` (initialisation, batch order and negatives); ``progress``.
+
+    The embedding tables are created, with the split's sizes, by :meth:`datamodule` (which
+    :meth:`fit` calls), from a generator seeded with ``seed``: the same seed gives the same model.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int = 32,
+        loss: str = "bpr",
+        negatives: int = 4,
+        item_bias: bool = False,
+        lr: float = 0.01,
+        weight_decay: float = 1e-4,
+        init_std: float = 0.1,
+        max_epochs: int = 20,
+        batch_size: int = 512,
+        sampler: str = "uniform",
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        for name, value in (("embedding_dim", embedding_dim), ("negatives", negatives), ("batch_size", batch_size)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        for name, value, ok in (("lr", lr, lr > 0), ("init_std", init_std, init_std > 0),
+                                ("weight_decay", weight_decay, weight_decay >= 0)):
+            if not ok:
+                raise ValueError(f"{name} must be {'>= 0' if name == 'weight_decay' else '> 0'}, got {value}")
+        self.save_hyperparameters()
+        self.user_embedding: nn.Embedding | None = None
+        self.item_embedding: nn.Embedding | None = None
+        self.item_bias: nn.Embedding | None = None
+
+    # -- parameters ---------------------------------------------------------------------------
+    def build(self, n_users: int, n_items: int) -> None:
+        """Create the tables ``(n_users, d)``, ``(n_items, d)`` [and bias ``(n_items, 1)``], seeded."""
+        hp: Any = self.hparams
+        g = torch.Generator().manual_seed(hp.seed)
+        self.user_embedding = nn.Embedding(n_users, hp.embedding_dim)
+        self.item_embedding = nn.Embedding(n_items, hp.embedding_dim)
+        with torch.no_grad():
+            self.user_embedding.weight.copy_(torch.randn(n_users, hp.embedding_dim, generator=g) * hp.init_std)
+            self.item_embedding.weight.copy_(torch.randn(n_items, hp.embedding_dim, generator=g) * hp.init_std)
+        if hp.item_bias:
+            self.item_bias = nn.Embedding(n_items, 1)
+            nn.init.zeros_(self.item_bias.weight)
+
+    def datamodule(self, split: Split) -> InteractionDataModule:
+        """Build the embedding tables for ``split`` and return its implicit-feedback DataModule."""
+        hp: Any = self.hparams
+        self.build(split.n_users, split.n_items)
+        return InteractionDataModule(
+            split, mode="implicit", batch_size=hp.batch_size, n_neg=hp.negatives, sampler=hp.sampler, seed=hp.seed
+        )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        hp: Any = self.hparams
+        return torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+
+    # -- scores -------------------------------------------------------------------------------
+    def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``s_ug = <e_u, e_g> (+ b_g)`` for ``users`` ``(B,)`` and ``items`` ``(B,)`` or ``(B, k)``."""
+        u = self.user_embedding(users)
+        v = self.item_embedding(items)
+        s = (v * (u if items.ndim == 1 else u.unsqueeze(1))).sum(dim=-1)
+        if self.item_bias is not None:
+            s = s + self.item_bias(items).squeeze(-1)
+        return s
+
+    def score(self, users: Users = None) -> torch.Tensor:
+        """Scores ``(len(users), n_items)``: ``E_users @ E_items.T (+ b)``, detached float32."""
+        if self.user_embedding is None:
+            raise RuntimeError("EmbeddingRecommender is not fitted yet: call .fit(split) first")
+        u = as_user_tensor(users, self.user_embedding.num_embeddings)
+        with torch.no_grad():
+            s = self.user_embedding(u) @ self.item_embedding.weight.T
+            if self.item_bias is not None:
+                s = s + self.item_bias.weight.T
+        return s
+
+    # -- training -----------------------------------------------------------------------------
+    def loss(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        """The configured loss of positive scores ``(B,)`` and negative scores ``(B, k)``."""
+        name = self.hparams.loss
+        if name == "positive_only":
+            return positive_only_loss(pos)
+        if name == "negative_sampling":
+            return negative_sampling_loss(pos, neg)
+        if name == "bpr":
+            return bpr_loss(pos, neg)
+        logits = torch.cat([pos.unsqueeze(1), neg], dim=1)
+        labels = torch.zeros_like(logits)
+        labels[:, 0] = 1.0
+        return bce_loss(logits, labels)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        pos = self.pair_scores(batch["user"], batch["pos"])
+        neg = self.pair_scores(batch["user"], batch["neg"])
+        loss = self.loss(pos, neg)
+        b = len(pos)
+        with torch.no_grad():
+            logs = {
+                "train_loss": loss.detach(),
+                "user_norm": self.user_embedding.weight.norm(dim=1).mean(),
+                "item_norm": self.item_embedding.weight.norm(dim=1).mean(),
+                "pos_score": pos.mean(),
+                "neg_score": neg.mean(),
+            }
+        self.log_dict(logs, on_step=False, on_epoch=True, batch_size=b)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        ranked = rank(self.score(batch["user"]), k=VAL_K, exclude=batch["seen"]).indices
+        ndcg = ndcg_at_k(ranked, batch["relevant"] & ~batch["seen"])  # as recnb.metrics.evaluate counts
+        self.log(f"val_ndcg@{VAL_K}", ndcg.nanmean(), on_step=False, on_epoch=True, batch_size=len(ranked))

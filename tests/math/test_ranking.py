@@ -1,0 +1,158 @@
+"""rank(): descending order, deterministic ties, top-k == first k of the full sort, exclusion, threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from recnb.math.ranking import PAD, Ranking, rank
+
+
+def expected_ranking(s: np.ndarray, k: int | None, excluded: np.ndarray | None = None, threshold=None) -> np.ndarray:
+    """Reference: numpy's stable argsort of -s, dropping excluded/below-threshold items, PAD-padded."""
+    order = np.argsort(-s, kind="stable")
+    keep = np.ones(len(s), bool) if excluded is None else ~excluded
+    if threshold is not None:
+        keep &= s >= threshold
+    order = order[keep[order]]
+    k = len(s) if k is None else min(k, len(s))
+    return np.concatenate([order[:k], np.full(k - min(k, len(order)), PAD)])
+
+
+def test_hand_example_descending_and_ties():
+    s = torch.tensor([0.2, 0.9, 0.5, 0.9, 0.1])
+    r = rank(s)
+    assert isinstance(r, Ranking)
+    assert r.indices.tolist() == [1, 3, 2, 0, 4]  # 0.9 twice: index 1 before 3
+    assert r.scores.tolist() == pytest.approx([0.9, 0.9, 0.5, 0.2, 0.1])
+    assert rank(s, k=1).indices.tolist() == [1]
+    assert rank(s, k=2).indices.tolist() == [1, 3]
+
+
+def test_2d_exclusion_threshold_and_padding():
+    s = torch.tensor([[3.0, 1.0, 2.0, 0.0], [0.0, 0.0, 5.0, 1.0]])
+    r = rank(s, k=3, exclude=[[0], [2, 3]], threshold=0.5)
+    assert r.indices.tolist() == [[2, 1, PAD], [PAD, PAD, PAD]]
+    assert r.scores[0, :2].tolist() == [2.0, 1.0]
+    assert torch.isinf(r.scores[0, 2]) and r.scores[0, 2] < 0
+    mask = torch.tensor([[True, False, False, False], [False, False, True, False]])
+    assert rank(s, k=2, exclude=mask).indices.tolist() == [[2, 1], [3, 0]]
+    assert rank(s, k=2, exclude=mask.numpy()).indices.tolist() == [[2, 1], [3, 0]]
+
+
+def test_1d_exclusion_forms_agree():
+    s = torch.tensor([0.5, 0.4, 0.3, 0.2])
+    by_list = rank(s, k=2, exclude=[0, 2]).indices.tolist()
+    by_mask = rank(s, k=2, exclude=torch.tensor([True, False, True, False])).indices.tolist()
+    assert by_list == by_mask == [1, 3]
+
+
+def test_pad_in_index_lists_is_skipped_and_bad_indices_raise():
+    s = torch.tensor([[0.1, 0.2, 0.3]])
+    # a Ranking's own (PAD-padded) indices can be fed back as an exclusion: -1 must not hit item 2
+    assert rank(s, exclude=[[0, PAD]]).indices.tolist() == [[2, 1, PAD]]
+    with pytest.raises(IndexError, match="exclude row 0 holds item index 3"):
+        rank(s, exclude=[[3]])
+    with pytest.raises(IndexError, match="item index -2"):
+        rank(s, exclude=[[-2]])
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="NaN"):
+        rank(torch.tensor([0.0, float("nan")]))
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        rank(torch.tensor([0.0]), k=-1)
+    with pytest.raises(ValueError, match=r"shape \(1, 1, 2\)"):
+        rank(torch.zeros(1, 1, 2))
+    with pytest.raises(ValueError, match=r"exclude mask has shape \(1, 2\), scores have \(1, 3\)"):
+        rank(torch.zeros(1, 3), exclude=torch.zeros(1, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="exclude has 1 index lists, scores have 2 rows"):
+        rank(torch.zeros(2, 3), exclude=[[0]])
+
+
+def test_k_larger_than_items_and_zero():
+    s = torch.tensor([[1.0, 2.0]])
+    assert rank(s, k=5).indices.tolist() == [[1, 0]]
+    assert rank(s, k=0).indices.shape == (1, 0)
+
+
+def test_integer_scores_rank_as_float64():
+    r = rank(torch.tensor([3, 7, 7, 1]), k=3)
+    assert r.indices.tolist() == [1, 2, 0]
+    assert r.scores.dtype == torch.float64
+
+
+def test_topk_agrees_with_torch_topk_values():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(20, 300, generator=g)
+    r = rank(s, k=15)
+    assert torch.equal(r.scores, torch.topk(s, 15, dim=1).values)
+    assert torch.equal(torch.gather(s, 1, r.indices), r.scores)
+
+
+# scores from a small set of values so ties are frequent; finite floats
+_scores = st.integers(1, 40).flatmap(
+    lambda n: arrays(np.float64, n, elements=st.sampled_from([-2.0, -0.5, 0.0, 0.25, 0.25, 1.0, 3.0]))
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(s=_scores, k=st.integers(0, 45))
+def test_matches_numpy_stable_argsort(s, k):
+    r = rank(torch.from_numpy(s), k=k)
+    assert r.indices.tolist() == expected_ranking(s, k).tolist()
+    full = rank(torch.from_numpy(s)).indices.tolist()
+    assert r.indices.tolist() == full[: min(k, len(s))]  # top-k is a prefix of the full sort
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), s=_scores, k=st.integers(0, 45), dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_exclusion_and_threshold_property(data, s, k, dtype):
+    excluded = data.draw(arrays(np.bool_, len(s)))
+    threshold = data.draw(st.none() | st.sampled_from([-1.0, 0.0, 0.25, 2.0]))
+    r = rank(torch.from_numpy(s).to(dtype), k=k, exclude=torch.from_numpy(excluded), threshold=threshold)
+    got = r.indices.numpy()
+    assert got.tolist() == expected_ranking(s, k, excluded, threshold).tolist()
+    real = got[got != PAD]
+    assert not excluded[real].any()
+    if threshold is not None:
+        assert (s[real] >= threshold).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    n_users=st.integers(1, 6),
+    n_items=st.integers(1, 30),
+    k=st.integers(0, 32),
+)
+def test_batched_equals_row_by_row(data, n_users, n_items, k):
+    s = data.draw(arrays(np.float32, (n_users, n_items), elements=st.sampled_from([0.0, 0.5, 1.0, 1.5])))
+    lists = [data.draw(st.lists(st.integers(0, n_items - 1), max_size=5)) for _ in range(n_users)]
+    r = rank(torch.from_numpy(s), k=k, exclude=lists)
+    for u in range(n_users):
+        row = rank(torch.from_numpy(s[u]), k=k, exclude=lists[u])
+        assert torch.equal(r.indices[u], row.indices)
+        mask = np.zeros(n_items, bool)
+        mask[lists[u]] = True
+        assert r.indices[u].tolist() == expected_ranking(s[u], k, mask).tolist()
+
+
+def test_same_scores_same_ranking_every_time():
+    s = torch.zeros(3, 50)
+    s[:, ::7] = 1.0
+    first = rank(s, k=10).indices
+    for _ in range(5):
+        assert torch.equal(rank(s, k=10).indices, first)
+    assert first[0].tolist() == [0, 7, 14, 21, 28, 35, 42, 49, 1, 2]  # 8 ones, then ties by index
+
+
+def test_input_is_not_modified():
+    s = torch.tensor([[0.3, 0.1, 0.2]])
+    before = s.clone()
+    rank(s, k=2, exclude=[[0]], threshold=0.15)
+    assert torch.equal(s, before)

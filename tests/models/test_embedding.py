@@ -1,0 +1,159 @@
+"""EmbeddingRecommender: scores, losses, logs, determinism, overfitting, and the positive-only failure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recnb.data.splits import random_holdout
+from recnb.data.synthetic import make_shop
+from recnb.math.losses import negative_sampling_loss, positive_only_loss
+from recnb.math.ranking import rank
+from recnb.metrics import evaluate, ndcg_at_k
+from recnb.models.embedding import EmbeddingRecommender
+from recnb.models.popularity import PopularityRecommender
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models train many times faster on one thread than on two competing ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_holdout(make_shop(n_users=60, n_items=40, n_interactions=1500, seed=0), 0.2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def medium():
+    return random_holdout(make_shop(n_users=300, n_items=200, n_interactions=8000, seed=0), 0.2, seed=0)
+
+
+def test_score_is_dot_product_plus_bias(tiny):
+    m = EmbeddingRecommender(embedding_dim=4, item_bias=True, max_epochs=1, batch_size=64).fit(tiny)
+    U, V, b = m.user_embedding.weight, m.item_embedding.weight, m.item_bias.weight
+    assert b.abs().sum() > 0  # the bias was trained
+    users = torch.tensor([3, 0, 7])
+    torch.testing.assert_close(m.score(users), (U[users] @ V.T + b.T).detach())
+    assert m.score().shape == (tiny.n_users, tiny.n_items) and not m.score().requires_grad
+    items = torch.tensor([[1, 2], [5, 0], [9, 9]])
+    torch.testing.assert_close(m.pair_scores(users, items).detach(), torch.gather(m.score(users), 1, items))
+
+
+def test_loss_dispatch_matches_recnb_math():
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(8, generator=g), torch.randn(8, 3, generator=g)
+    ns = EmbeddingRecommender(loss="negative_sampling").loss(pos, neg)
+    assert ns.item() == pytest.approx(negative_sampling_loss(pos, neg).item())
+    # BCE averages the 1 + k terms of each row that negative sampling sums
+    assert EmbeddingRecommender(loss="bce").loss(pos, neg).item() == pytest.approx(ns.item() / 4, rel=1e-6)
+    assert EmbeddingRecommender(loss="positive_only").loss(pos, neg).item() == pytest.approx(positive_only_loss(pos).item())
+
+
+def test_history_has_the_curves_notebook_02_plots(tiny):
+    m = EmbeddingRecommender(max_epochs=3, batch_size=64).fit(tiny)
+    h = m.trainer_.logger.history
+    for column in ("train_loss", "user_norm", "item_norm", "pos_score", "neg_score", "val_ndcg@10"):
+        assert h[column].notna().sum() == 3, column
+    assert m.hparams.max_epochs == 3 and m.hparams.loss == "bpr"
+    # the logged validation NDCG is recnb.metrics' NDCG of the final model (test users, seen excluded)
+    assert h["val_ndcg@10"].iloc[-1] == pytest.approx(evaluate(m, tiny, 10)["ndcg@10"], abs=1e-6)
+
+
+def test_same_seed_same_scores(tiny):
+    kw = dict(max_epochs=2, batch_size=64, negatives=2, sampler="popularity")
+    a = EmbeddingRecommender(seed=3, **kw).fit(tiny).score()
+    b = EmbeddingRecommender(seed=3, **kw).fit(tiny).score()
+    c = EmbeddingRecommender(seed=4, **kw).fit(tiny).score()
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_bpr_overfits_tiny_data(tiny):
+    m = EmbeddingRecommender(loss="bpr", embedding_dim=16, lr=0.05, weight_decay=0.0, max_epochs=60, batch_size=64)
+    m.fit(tiny)
+    train = tiny.train_matrix().bool()
+    ndcg = ndcg_at_k(rank(m.score(), k=10).indices, train).nanmean().item()  # training items not excluded
+    assert ndcg > 0.95
+
+
+def random_ndcg(split, n: int = 10) -> tuple[float, float]:
+    """Mean and std of test NDCG@10 of uniformly random scores, over ``n`` seeds."""
+    users = torch.as_tensor(split.test_users)
+    seen, rel = split.seen_mask()[users], split.test_matrix()[users]
+    values = []
+    for s in range(n):
+        scores = torch.rand(len(users), split.n_items, generator=torch.Generator().manual_seed(s))
+        values.append(ndcg_at_k(rank(scores, k=10, exclude=seen).indices, rel).nanmean().item())
+    return float(np.mean(values)), float(np.std(values))
+
+
+def test_positive_only_loss_says_nothing_about_the_ranking(medium):
+    """The documented loss ends near 0 from either init, yet its ranking is chance from nn.Embedding's
+    N(0, 1) init and good from a small one: what it learns is an accident of the starting point.
+    BPR, whose loss compares a positive with a negative, beats both."""
+    chance, spread = random_ndcg(medium)
+    popularity = evaluate(PopularityRecommender().fit(medium), medium, 10)["ndcg@10"]
+    kw = dict(max_epochs=30, batch_size=256, lr=0.01)
+    runs = {}
+    for name, loss, init in (("standard", "positive_only", 1.0), ("small", "positive_only", 0.1), ("bpr", "bpr", 0.1)):
+        m = EmbeddingRecommender(loss=loss, init_std=init, **kw).fit(medium)
+        runs[name] = (m.trainer_.logger.history.train_loss.iloc[-1], evaluate(m, medium, 10)["ndcg@10"])
+    assert runs["standard"][0] < 0.06 and runs["small"][0] < 0.06
+    assert abs(runs["standard"][1] - chance) < 3 * spread + 0.015
+    assert runs["small"][1] > popularity + 0.05
+    assert runs["bpr"][1] > runs["small"][1] + 0.03
+
+
+def test_positive_only_raises_every_score(medium):
+    """From a small init: norms and *all* scores grow; sampled non-items end up 'relevant' (σ > 0.8)."""
+    kw = dict(init_std=0.1, weight_decay=0.0, max_epochs=30, batch_size=256)
+    h = EmbeddingRecommender(loss="positive_only", **kw).fit(medium).trainer_.logger.history
+    assert h.item_norm.iloc[-1] > 3 * h.item_norm.iloc[0]
+    assert h.user_norm.iloc[-1] > 3 * h.user_norm.iloc[0]
+    assert h.pos_score.is_monotonic_increasing and h.neg_score.iloc[-1] > h.neg_score.iloc[0]
+    assert torch.sigmoid(torch.tensor(h.neg_score.iloc[-1])) > 0.8
+    h_ns = EmbeddingRecommender(loss="negative_sampling", **kw).fit(medium).trainer_.logger.history
+    assert torch.sigmoid(torch.tensor(h_ns.neg_score.iloc[-1])) < 0.2
+
+
+def test_positive_only_optimum_is_degenerate(tiny):
+    """Identical embeddings for everyone reach a lower documented loss than training does, while
+    ranking every item the same for every user: the loss cannot tell a good model from a useless one."""
+    m = EmbeddingRecommender(loss="positive_only", init_std=0.1, weight_decay=0.0, max_epochs=20, batch_size=64)
+    m.fit(tiny)
+    u = torch.as_tensor(tiny.train.user_idx.to_numpy())
+    i = torch.as_tensor(tiny.train.item_idx.to_numpy())
+    trained = positive_only_loss(m.pair_scores(u, i)).item()
+    with torch.no_grad():
+        m.user_embedding.weight.fill_(1.0)
+        m.item_embedding.weight.fill_(1.0)  # s_ug = d = 32 for every pair
+    useless = positive_only_loss(m.pair_scores(u, i)).item()
+    assert useless < trained and useless < 1e-13
+    lists = m.recommend(k=10, exclude_seen=False).indices
+    assert (lists == torch.arange(10)).all()  # all ties: item order, whoever the user
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(loss="hinge"), "loss must be one of"),
+        (dict(negatives=0), "negatives must be >= 1, got 0"),
+        (dict(embedding_dim=0), "embedding_dim must be >= 1"),
+        (dict(lr=0.0), "lr must be > 0, got 0.0"),
+        (dict(weight_decay=-1.0), "weight_decay must be >= 0, got -1.0"),
+    ],
+)
+def test_bad_hyperparameters_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EmbeddingRecommender(**kwargs)
+
+
+def test_unfitted_score_raises():
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        EmbeddingRecommender().score([0])
