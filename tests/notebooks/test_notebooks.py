@@ -51,7 +51,18 @@ def _content_features(m: dict[str, Any]) -> None:
     assert m["ndcg@10_new_items_tfidf"] > m["ndcg@10_new_items_popularity"] + 0.1
 
 
+def _data_asset_inventory(m: dict[str, Any]) -> None:
+    # MovieLens-100k as GroupLens publishes it: 943 users, 1,682 items, 100,000 ratings
+    assert (m["n_users_movielens"], m["n_items_movielens"]) == (943, 1682)
+    assert m["sparsity_movielens"] == pytest.approx(1 - 100_000 / (943 * 1682))
+    assert 0 < m["rows_dropped_cleaning"] < m["rows_raw_synthetic"] and m["bots_flagged"] >= 1
+    # a long tail: item popularity is far from equal, and the head holds most interactions
+    assert 0.3 < m["gini_synthetic"] < 0.9 and 0.3 < m["gini_movielens"] < 0.9
+    assert m["sparsity_synthetic"] > 0.9
+
+
 EXPECTATIONS: dict[str, Check] = {
+    "03_data_asset_inventory": _data_asset_inventory,
     "00_quickstart": _quickstart,
     "01_cosine_and_ranking": _cosine_and_ranking,
     "02_sigmoid_loss": _sigmoid_loss,
