@@ -181,3 +181,21 @@ def test_rating_metrics_reads_scores_at_test_pairs():
     assert out["pairs"] == 4
     assert out["rmse"] == pytest.approx(math.sqrt(9 / 4))
     assert out["mae"] == pytest.approx(5 / 4)
+
+
+def test_compare_tabulates_evaluate_and_rating_metrics():
+    split = _split()
+    pop = PopularityRecommender().fit(split)
+
+    class Rated(PopularityRecommender):
+        values = "rating"
+
+        def score(self, users=None):
+            return torch.full((len(users), 5), 3.0)
+
+    rated = Rated().fit(split)
+    table = M.compare({"pop": pop, "rated": rated}, split, k=2, metrics=("recall", "ndcg"), ratings=True)
+    assert list(table.columns) == ["recall@2", "ndcg@2", "rmse", "mae"]
+    assert table.loc["pop", "recall@2"] == pytest.approx(3 / 4)
+    assert math.isnan(table.loc["pop", "rmse"])
+    assert table.loc["rated", "rmse"] == pytest.approx(math.sqrt(9 / 4))

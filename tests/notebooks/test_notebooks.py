@@ -61,7 +61,25 @@ def _data_asset_inventory(m: dict[str, Any]) -> None:
     assert m["sparsity_synthetic"] > 0.9
 
 
+def _collaborative_filtering(m: dict[str, Any]) -> None:
+    # the planted tastes make neighbourhoods informative: both kNNs clearly beat popularity
+    assert m["ndcg@10_item-knn_synthetic"] > m["ndcg@10_popularity_synthetic"] + 0.1
+    assert m["ndcg@10_user-knn_synthetic"] > m["ndcg@10_popularity_synthetic"] + 0.1
+    assert m["rmse_bias_only"] < m["rmse_global_mean"]
+
+
+def _hybrid_blending(m: dict[str, Any]) -> None:
+    assert 0.0 <= m["best_alpha_minmax"] <= 1.0
+    # normalising before blending beats blending raw scores at the same alpha
+    assert m["ndcg@10_validation_minmax_alpha_0.5"] > m["ndcg@10_validation_raw_alpha_0.5"] + 0.02
+    assert m["ndcg@10_validation_best_minmax"] >= m["ndcg@10_validation_minmax_alpha_0.5"]
+    # for items nobody has touched, CF knows nothing: the best alpha leans to content
+    assert m["best_alpha_new_items"] <= 0.5
+
+
 EXPECTATIONS: dict[str, Check] = {
+    "04_collaborative_filtering": _collaborative_filtering,
+    "06_hybrid_blending": _hybrid_blending,
     "03_data_asset_inventory": _data_asset_inventory,
     "00_quickstart": _quickstart,
     "01_cosine_and_ranking": _cosine_and_ranking,

@@ -1,0 +1,200 @@
+"""Hybrid recommendation: blend a collaborative and a content model (001 §4.2.3).
+
+The document writes ``score(u, i) = α · score_cf(u, i) + (1 - α) · score_cb(u, i)`` on the raw
+scores. The two live on different scales (a kNN vote can be 30, a cosine at most 1), so the raw
+blend is decided by whichever side has the larger spread and ``α`` barely matters until it is
+close to 0. Each user's row is therefore normalised first (:func:`recnb.math.blend.normalise`)::
+
+    score(u, i) = α_u · norm_u(score_cf)(i) + (1 - α_u) · norm_u(score_cb)(i),   α_u ∈ [0, 1]
+
+``α_u`` is ``alpha`` for warm users and ``cold_alpha`` (when given) for *cold* users, those with
+fewer than ``cold_threshold`` training interactions: collaborative filtering knows little about
+them, so they usually want more content. Normalisation runs over the whole row, seen items
+included. ``α = 1`` gives the CF ranking, ``α = 0`` the content ranking (every normalisation is
+increasing per row).
+
+:meth:`HybridRecommender.select_alpha` picks ``α`` (per segment if asked) on a validation split
+with :func:`alpha_curve`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterable, Self
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recnb.data.schema import ITEM_IDX, Split
+from recnb.math.blend import METHODS, blend, normalise
+from recnb.math.ranking import rank
+from recnb.metrics import RANKING_FUNCTIONS, RANKING_METRICS, mean, relevance
+from recnb.models.base import Recommender, Users, as_user_tensor
+
+DEFAULT_GRID = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+
+
+def _check_alpha(name: str, alpha: float | None) -> None:
+    if alpha is not None and not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {alpha}")
+
+
+def alpha_curve(
+    cf: Recommender,
+    content: Recommender,
+    split: Split,
+    grid: Iterable[float] = DEFAULT_GRID,
+    k: int = 10,
+    metric: str = "ndcg",
+    normalise_method: str = "minmax",
+    users: np.ndarray | None = None,
+    relevant_items: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Mean ``metric@k`` of the blend for each ``α`` in ``grid`` (sorted), on ``split``'s test part.
+
+    ``cf`` and ``content`` must be fitted on ``split`` (its train part). ``users``: which users
+    (default ``split.test_users``); users with no relevant item are left out, seen items excluded,
+    as in :func:`recnb.metrics.evaluate`. ``relevant_items``: count only these items as relevant
+    (e.g. new items, to ask how well the blend surfaces them); the ranking still spans the whole
+    catalogue. Returns a frame with columns ``alpha``, ``value``, ``users``.
+    """
+    if metric not in RANKING_METRICS:
+        raise ValueError(f"metric must be one of {RANKING_METRICS}, got {metric!r}")
+    grid = sorted(float(a) for a in grid)
+    for a in grid:
+        _check_alpha("every alpha in grid", a)
+    u = np.asarray(split.test_users if users is None else users, dtype=np.int64).reshape(-1)
+    rel = relevance(split, u)
+    if relevant_items is not None:
+        only = torch.zeros(split.n_items, dtype=torch.bool)
+        only[torch.as_tensor(np.asarray(relevant_items), dtype=torch.long)] = True
+        rel &= only
+    keep = rel.any(dim=1).numpy()
+    u, rel = u[keep], rel[torch.as_tensor(keep)]
+    if len(u) == 0:
+        return pd.DataFrame({"alpha": grid, "value": np.nan, "users": 0})
+    ut = torch.as_tensor(u)
+    s_cf, s_cb = normalise(cf.score(ut), normalise_method), normalise(content.score(ut), normalise_method)
+    seen = split.seen_mask()[ut]
+    values = []
+    for a in grid:
+        ranked = rank(blend(s_cf, s_cb, a, normalise="none"), k=k, exclude=seen).indices
+        values.append(mean(RANKING_FUNCTIONS[metric](ranked, rel)))
+    return pd.DataFrame({"alpha": grid, "value": values, "users": len(u)})
+
+
+def hold_out_items(split: Split, share: float = 0.1, seed: int = 0) -> tuple[Split, np.ndarray]:
+    """Make a random ``share`` of the items *new*: all their training rows move to test.
+
+    Returns ``(split_with_new_items, new_items)``. CF has no interaction with a new item, so it
+    cannot score it; content can, from the item's text. Users whose training rows all move lose
+    their history (they become cold users).
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share must lie strictly between 0 and 1, got {share}")
+    rng = np.random.default_rng(seed)
+    new_items = np.sort(rng.choice(split.n_items, size=max(1, round(share * split.n_items)), replace=False))
+    moved = split.train[ITEM_IDX].isin(new_items)
+    test = pd.concat([split.test, split.train[moved]], ignore_index=True)
+    return replace(split, train=split.train[~moved].reset_index(drop=True), test=test,
+                   name=f"{split.name} | {len(new_items)} new items"), new_items
+
+
+class HybridRecommender(Recommender):
+    """Per-user normalised ``α``-blend of a CF and a content recommender (see the module docstring)."""
+
+    def __init__(
+        self,
+        cf: Recommender,
+        content: Recommender,
+        alpha: float = 0.5,
+        normalise: str = "minmax",
+        cold_alpha: float | None = None,
+        cold_threshold: int = 5,
+    ) -> None:
+        _check_alpha("alpha", alpha)
+        _check_alpha("cold_alpha", cold_alpha)
+        if normalise not in METHODS:
+            raise ValueError(f"normalise must be one of {METHODS}, got {normalise!r}")
+        if cold_threshold < 1:
+            raise ValueError(f"cold_threshold must be >= 1, got {cold_threshold}")
+        self.cf, self.content = cf, content
+        self.alpha, self.normalise, self.cold_alpha, self.cold_threshold = alpha, normalise, cold_alpha, cold_threshold
+
+    def fit(self, split: Split, fit_components: bool = True) -> Self:
+        """Fit both components on ``split`` (``fit_components=False``: they are already fitted on it)."""
+        if fit_components:
+            self.cf.fit(split)
+            self.content.fit(split)
+        for name, model in (("cf", self.cf), ("content", self.content)):
+            if model.seen_ is None:
+                raise RuntimeError(f"the {name} component {model!r} is not fitted; fit it or use fit_components=True")
+            if model.seen_.shape != (split.n_users, split.n_items):
+                raise ValueError(f"the {name} component was fitted on a split of another size: {tuple(model.seen_.shape)}")
+        self.remember_split(split)
+        return self
+
+    def is_cold(self, users: Users = None) -> torch.Tensor:
+        """``(U,)`` bool: fewer than ``cold_threshold`` training interactions."""
+        self._check_fitted()
+        u = as_user_tensor(users, self.n_users_)
+        return self.seen_[u].sum(dim=1) < self.cold_threshold
+
+    def score(self, users: Users = None) -> torch.Tensor:
+        self._check_fitted()
+        u = as_user_tensor(users, self.n_users_)
+        s_cf, s_cb = self.cf.score(u), self.content.score(u)
+        out = blend(s_cf, s_cb, self.alpha, normalise=self.normalise)
+        if self.cold_alpha is not None:
+            cold = self.is_cold(u)
+            if cold.any():
+                out[cold] = blend(s_cf[cold], s_cb[cold], self.cold_alpha, normalise=self.normalise)
+        return out
+
+    def select_alpha(
+        self,
+        validation: Split,
+        grid: Iterable[float] = DEFAULT_GRID,
+        k: int = 10,
+        metric: str = "ndcg",
+        per_segment: bool = False,
+        fit_components: bool = True,
+    ) -> pd.DataFrame:
+        """Choose ``alpha`` (and ``cold_alpha`` with ``per_segment``) maximising ``metric@k`` on ``validation``.
+
+        ``validation`` is a split whose test part was carved out of the training data (e.g.
+        :func:`recnb.data.splits.holdout_validation`), so the real test set is not touched. The
+        components are fitted on it first (unless ``fit_components=False``); refit the hybrid on
+        the full split afterwards. Ties go to the smaller ``α``. Returns the curve: columns
+        ``segment`` (``"all"``, or ``"warm"`` / ``"cold"``), ``alpha``, ``value``, ``users``.
+        """
+        self.fit(validation, fit_components=fit_components)
+        grid = list(grid)
+        users = validation.test_users
+        if not per_segment:
+            curve = alpha_curve(self.cf, self.content, validation, grid, k, metric, self.normalise, users)
+            self.alpha = _best(curve)
+            return curve.assign(segment="all")[["segment", "alpha", "value", "users"]]
+        cold = self.is_cold(users).numpy()
+        curves = []
+        for segment, members in (("warm", users[~cold]), ("cold", users[cold])):
+            curve = alpha_curve(self.cf, self.content, validation, grid, k, metric, self.normalise, members)
+            curves.append(curve.assign(segment=segment))
+            best = _best(curve)
+            if segment == "warm" and best is not None:
+                self.alpha = best
+            elif segment == "cold":
+                self.cold_alpha = best
+        return pd.concat(curves, ignore_index=True)[["segment", "alpha", "value", "users"]]
+
+    def __repr__(self) -> str:
+        cold = "" if self.cold_alpha is None else f", cold_alpha={self.cold_alpha:g} (< {self.cold_threshold} items)"
+        return f"HybridRecommender({self.cf!r}, {self.content!r}, alpha={self.alpha:g}, normalise={self.normalise!r}{cold})"
+
+
+def _best(curve: pd.DataFrame) -> float | None:
+    """The ``α`` with the highest value (the smallest such ``α`` on ties); ``None`` for an empty segment."""
+    if curve["value"].isna().all():
+        return None
+    return float(curve.loc[curve["value"].idxmax(), "alpha"])

@@ -1,0 +1,124 @@
+"""An MLP scorer over user and item embeddings (001 §4.1; NeuMF's MLP tower), trained with BCE.
+
+001 §4.1.1 gives the perceptron ``y = σ(W_1 x + b_1)``. Here ``x = [e_u; e_i]`` concatenates a
+learnt user and item embedding, hidden layers ``h_{l+1} = ReLU(W_l h_l + b_l)`` follow, and a last
+linear layer gives the logit ``s_ui``; ``P(u likes i) = σ(s_ui)``. Training is binary
+cross-entropy (001 §4.1.2's cross entropy with two classes) on each observed pair (label 1)
+and ``n_neg`` sampled unobserved items (label 0)::
+
+    L = -1/B Σ_b [ log σ(s_{u,pos}) + Σ_{g'} log σ(-s_{u,g'}) ] / (1 + n_neg)
+
+**Why a hidden layer.** With ``hidden=()`` the model is the document's single layer,
+``s_ui = w_u·e_u + w_i·e_i + b``: a user term plus an item term. Every user then ranks items
+identically (by ``w_i·e_i``): a learnt popularity list, no personalisation. One ReLU layer lets
+the model combine ``e_u`` with ``e_i``.
+
+001 §4.1.2 also lists MSE; for 0/1 labels squared error on ``σ(s)`` has vanishing gradients when
+the prediction is confidently wrong, which is why cross-entropy is used.
+
+``score(users)`` returns logits ``s_ui`` (ranking by logit = ranking by probability).
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from recnb.data.datamodule import InteractionDataModule
+from recnb.data.schema import Split
+from recnb.math.losses import bce_loss
+from recnb.metrics import batch_ndcg
+from recnb.models.base import LightningRecommender, Users, as_user_tensor
+
+
+class MLPRecommender(LightningRecommender):
+    """``s_ui = MLP([e_u; e_i])``, ``P = σ(s)``, trained with BCE on sampled negatives (see module doc)."""
+
+    def __init__(
+        self,
+        dim: int = 32,
+        hidden: tuple[int, ...] = (64, 32),
+        lr: float = 0.01,
+        weight_decay: float = 0.0,
+        n_neg: int = 4,
+        sampler: str = "uniform",
+        max_epochs: int = 10,
+        batch_size: int = 1024,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in (("dim", dim), ("n_neg", n_neg), ("max_epochs", max_epochs), ("batch_size", batch_size)):
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"hidden layer sizes must be positive, got {hidden}")
+        if lr <= 0 or weight_decay < 0:
+            raise ValueError(f"need lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
+        self.save_hyperparameters()
+
+    def _build(self, split: Split) -> None:
+        """Embeddings and layers for ``split``'s sizes, initialised from ``seed``."""
+        hp = self.hparams
+        torch.manual_seed(hp.seed)
+        self.user_emb = nn.Embedding(split.n_users, hp.dim)
+        self.item_emb = nn.Embedding(split.n_items, hp.dim)
+        nn.init.normal_(self.user_emb.weight, std=0.1)
+        nn.init.normal_(self.item_emb.weight, std=0.1)
+        layers: list[nn.Module] = []
+        width = 2 * hp.dim
+        for h in hp.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def logits(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``s_ui`` for paired ``users``, ``items`` of the same shape (any): same shape."""
+        x = torch.cat([self.user_emb(users), self.item_emb(items)], dim=-1)
+        return self.mlp(x).squeeze(-1)
+
+    def score(self, users: Users = None) -> torch.Tensor:
+        self._check_fitted()
+        u = as_user_tensor(users, self.n_users_)
+        items = torch.arange(self.n_items_)
+        with torch.no_grad():
+            rows = [self.logits(chunk[:, None].expand(-1, len(items)), items.expand(len(chunk), -1))
+                    for chunk in torch.split(u, 256)]
+        return torch.cat(rows) if rows else torch.zeros(0, self.n_items_)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        u, pos, neg = batch["user"], batch["pos"], batch["neg"]
+        s_pos = self.logits(u, pos)[:, None]
+        s_neg = self.logits(u[:, None].expand_as(neg), neg)
+        logits = torch.cat([s_pos, s_neg], dim=1)
+        labels = torch.zeros_like(logits)
+        labels[:, 0] = 1.0
+        loss = bce_loss(logits, labels)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(u))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        value, n = batch_ndcg(self.score(batch["user"]), batch["seen"], batch["relevant"], k=10)
+        if n:
+            self.log("val_ndcg@10", value, batch_size=n)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def datamodule(self, split: Split) -> pl.LightningDataModule:
+        hp = self.hparams
+        return InteractionDataModule(split, mode="implicit", batch_size=hp.batch_size, n_neg=hp.n_neg,
+                                     sampler=hp.sampler, seed=hp.seed)
+
+    def fit(self, split: Split, trainer: pl.Trainer | None = None) -> Self:
+        """Create embeddings and layers sized for ``split`` (seeded), then train."""
+        self._build(split)
+        return super().fit(split, trainer)
+
+    def __repr__(self) -> str:
+        hp = self.hparams
+        return f"MLPRecommender(dim={hp.dim}, hidden={tuple(hp.hidden)}, n_neg={hp.n_neg})"

@@ -1,0 +1,120 @@
+"""Hybrid α blending: the endpoints reproduce each component, α is chosen on validation, per segment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recnb.data.schema import Split
+from recnb.data.splits import holdout_validation, random_holdout
+from recnb.data.synthetic import make_shop
+from recnb.math.blend import normalise
+from recnb.metrics import evaluate
+from recnb.models.hybrid import HybridRecommender, alpha_curve, hold_out_items
+from recnb.models.knn import ItemKNN, UserKNN
+from recnb.models.popularity import PopularityRecommender
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    data = make_shop(n_users=200, n_items=120, n_categories=6, n_interactions=4000, seed=1)
+    return random_holdout(data, 0.2, seed=0)
+
+
+def test_alpha_endpoints_reproduce_each_component(split):
+    cf, cb = UserKNN(neighbours=20), PopularityRecommender()
+    for method in ("minmax", "zscore", "rank"):
+        hybrid = HybridRecommender(cf, cb, alpha=1.0, normalise=method).fit(split)
+        assert torch.equal(hybrid.recommend(k=10).indices, cf.recommend(k=10).indices)
+        hybrid.alpha = 0.0
+        assert torch.equal(hybrid.recommend(k=10).indices, cb.recommend(k=10).indices)
+
+
+def test_blend_is_the_normalised_weighted_sum(split):
+    cf, cb = UserKNN(neighbours=20), ItemKNN(neighbours=20)
+    hybrid = HybridRecommender(cf, cb, alpha=0.3).fit(split)
+    u = torch.arange(5)
+    want = 0.3 * normalise(cf.score(u), "minmax") + 0.7 * normalise(cb.score(u), "minmax")
+    assert torch.allclose(hybrid.score(u), want)
+    assert hybrid.score(u).min() >= 0 and hybrid.score(u).max() <= 1
+
+
+def test_raw_blend_is_dominated_by_the_larger_scale(split):
+    # kNN votes reach several units, popularity counts tens: unnormalised, α = 0.5 is popularity
+    cf, cb = UserKNN(neighbours=20), PopularityRecommender()
+    raw = HybridRecommender(cf, cb, alpha=0.5, normalise="none").fit(split)
+    def spread(s):
+        return s.amax(dim=1) - s.amin(dim=1)
+
+    assert (spread(cb.score()) / spread(cf.score()).clamp(min=1e-9)).median() > 5
+    overlap = (raw.recommend(k=10).indices[:, :, None] == cb.recommend(k=10).indices[:, None, :]).any(-1).float()
+    assert overlap.mean() > 0.9
+
+
+def test_invalid_alpha_and_unfitted_components_raise(split):
+    with pytest.raises(ValueError, match="alpha must lie in"):
+        HybridRecommender(PopularityRecommender(), PopularityRecommender(), alpha=1.5)
+    with pytest.raises(ValueError, match="cold_alpha"):
+        HybridRecommender(PopularityRecommender(), PopularityRecommender(), cold_alpha=-0.1)
+    with pytest.raises(ValueError, match="normalise"):
+        HybridRecommender(PopularityRecommender(), PopularityRecommender(), normalise="softmax")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        HybridRecommender(PopularityRecommender(), PopularityRecommender()).fit(split, fit_components=False)
+
+
+def test_select_alpha_maximises_the_validation_curve(split):
+    validation = holdout_validation(split, 0.25, seed=0)
+    hybrid = HybridRecommender(UserKNN(neighbours=20), PopularityRecommender())
+    curve = hybrid.select_alpha(validation, grid=[0.0, 0.5, 0.9, 1.0], k=10)
+    assert list(curve["alpha"]) == [0.0, 0.5, 0.9, 1.0]
+    assert hybrid.alpha == curve.loc[curve["value"].idxmax(), "alpha"]
+    # the curve's endpoints are the components' own scores on the validation split
+    pop = evaluate(PopularityRecommender().fit(validation), validation, k=10, metrics=("ndcg",))["ndcg@10"]
+    knn = evaluate(UserKNN(neighbours=20).fit(validation), validation, k=10, metrics=("ndcg",))["ndcg@10"]
+    assert curve["value"].iloc[0] == pytest.approx(pop, abs=1e-6)
+    assert curve["value"].iloc[-1] == pytest.approx(knn, abs=1e-6)
+
+
+def test_per_segment_alpha_uses_cold_alpha_for_light_users(split):
+    cf, cb = UserKNN(neighbours=20), PopularityRecommender()
+    hybrid = HybridRecommender(cf, cb, alpha=1.0, cold_alpha=0.0, cold_threshold=4).fit(split)
+    cold = hybrid.is_cold().numpy()
+    assert cold.any() and (~cold).any()
+    assert np.array_equal(cold, split.seen_mask().sum(1).numpy() < 4)
+    got = hybrid.recommend(k=10).indices
+    assert torch.equal(got[~cold], cf.recommend(k=10).indices[~cold])
+    assert torch.equal(got[cold], cb.recommend(k=10).indices[cold])
+    curve = hybrid.select_alpha(holdout_validation(split, 0.25, seed=0), grid=[0.0, 1.0], per_segment=True)
+    assert set(curve["segment"]) == {"warm", "cold"}
+    for segment, attr in (("warm", "alpha"), ("cold", "cold_alpha")):
+        part = curve[curve["segment"] == segment].reset_index()
+        assert getattr(hybrid, attr) == part.loc[part["value"].idxmax(), "alpha"]
+
+
+def test_alpha_curve_rejects_unknown_metric(split):
+    cf = PopularityRecommender().fit(split)
+    with pytest.raises(ValueError, match="metric"):
+        alpha_curve(cf, cf, split, metric="auc")
+
+
+def test_hold_out_items_moves_every_training_row_of_the_new_items(split):
+    fresh, new = hold_out_items(split, share=0.1, seed=0)
+    assert len(new) == 12 and len(np.unique(new)) == 12
+    assert not fresh.train["item_idx"].isin(new).any()
+    assert len(fresh.train) + len(fresh.test) == len(split.train) + len(split.test)
+    with pytest.raises(ValueError, match="share"):
+        hold_out_items(split, share=1.0)
+
+
+def test_alpha_curve_relevant_items_counts_only_those(split):
+    fresh, new = hold_out_items(split, share=0.1, seed=0)
+    cf = ItemKNN(neighbours=20).fit(fresh)
+    pop = PopularityRecommender().fit(fresh)
+    curve = alpha_curve(cf, pop, fresh, grid=[1.0], relevant_items=new)
+    # CF has no interaction with a new item: it scores 0, below every co-purchased item, so
+    # with alpha = 1 new items reach a user's top 10 only where fewer than 10 items score > 0
+    users = fresh.test_users
+    rel = (fresh.test_matrix() & ~fresh.seen_mask())[users][:, new]
+    assert curve["users"].iloc[0] == int(rel.any(dim=1).sum())
+    assert curve["value"].iloc[0] < 0.05
