@@ -96,21 +96,35 @@ class Recommender(ABC):
 class LightningRecommender(Recommender, pl.LightningModule):
     """A recommender trained by a Lightning ``Trainer``.
 
-    Subclasses define ``training_step`` on the batches of
-    :class:`~recnb.data.datamodule.InteractionDataModule` and ``score``; ``fit`` does the rest.
+    Subclasses define ``build`` (parameters sized for the split), ``datamodule``, ``training_step``
+    on the batches of :class:`~recnb.data.datamodule.InteractionDataModule` and ``score``; ``fit``
+    does the rest, and validation logs ``val_ndcg@10``.
     Hyper-parameters given to ``__init__`` are saved with ``save_hyperparameters`` and read back
     from ``self.hparams`` (``max_epochs``, ``batch_size``, ``seed``, ``progress``...).
     """
 
+    def build(self, split: Split) -> None:
+        """Create the parameters sized for ``split``, drawn from ``hparams.seed`` (before training)."""
+        raise NotImplementedError
+
     def datamodule(self, split: Split) -> pl.LightningDataModule:
         """The DataModule ``fit`` trains on; subclasses choose batches (triples, ratings...)."""
         raise NotImplementedError
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Log ``val_ndcg@10`` of the batch's users (seen items excluded, as in ``evaluate``)."""
+        from recnb.metrics import batch_ndcg
+
+        value, n = batch_ndcg(self.score(batch["user"]), batch["seen"], batch["relevant"], k=10)
+        if n:
+            self.log("val_ndcg@10", value, on_step=False, on_epoch=True, batch_size=n)
 
     def fit(self, split: Split, trainer: pl.Trainer | None = None) -> Self:
         """Train on ``split`` with ``trainer`` (default: :func:`~recnb.training.make_trainer`)."""
         from recnb.training import make_trainer
 
         self.remember_split(split)
+        self.build(split)
         hp: Any = self.hparams
         if trainer is None:
             trainer = make_trainer(

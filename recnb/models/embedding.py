@@ -29,12 +29,9 @@ from torch import nn
 from recnb.data.datamodule import InteractionDataModule
 from recnb.data.schema import Split
 from recnb.math.losses import bce_loss, bpr_loss, negative_sampling_loss, positive_only_loss
-from recnb.math.ranking import rank
-from recnb.metrics import ndcg_at_k
 from recnb.models.base import LightningRecommender, Users, as_user_tensor
 
 LOSSES = ("positive_only", "negative_sampling", "bpr", "bce")
-VAL_K = 10
 
 
 class EmbeddingRecommender(LightningRecommender):
@@ -81,9 +78,10 @@ class EmbeddingRecommender(LightningRecommender):
         self.item_bias: nn.Embedding | None = None
 
     # -- parameters ---------------------------------------------------------------------------
-    def build(self, n_users: int, n_items: int) -> None:
+    def build(self, split: Split) -> None:
         """Create the tables ``(n_users, d)``, ``(n_items, d)`` [and bias ``(n_items, 1)``], seeded."""
         hp: Any = self.hparams
+        n_users, n_items = split.n_users, split.n_items
         g = torch.Generator().manual_seed(hp.seed)
         self.user_embedding = nn.Embedding(n_users, hp.embedding_dim)
         self.item_embedding = nn.Embedding(n_items, hp.embedding_dim)
@@ -95,9 +93,8 @@ class EmbeddingRecommender(LightningRecommender):
             nn.init.zeros_(self.item_bias.weight)
 
     def datamodule(self, split: Split) -> InteractionDataModule:
-        """Build the embedding tables for ``split`` and return its implicit-feedback DataModule."""
+        """The implicit-feedback DataModule of ``split`` (triples with ``negatives`` negatives)."""
         hp: Any = self.hparams
-        self.build(split.n_users, split.n_items)
         return InteractionDataModule(
             split, mode="implicit", batch_size=hp.batch_size, n_neg=hp.negatives, sampler=hp.sampler, seed=hp.seed
         )
@@ -158,7 +155,3 @@ class EmbeddingRecommender(LightningRecommender):
         self.log_dict(logs, on_step=False, on_epoch=True, batch_size=b)
         return loss
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        ranked = rank(self.score(batch["user"]), k=VAL_K, exclude=batch["seen"]).indices
-        ndcg = ndcg_at_k(ranked, batch["relevant"] & ~batch["seen"])  # as recnb.metrics.evaluate counts
-        self.log(f"val_ndcg@{VAL_K}", ndcg.nanmean(), on_step=False, on_epoch=True, batch_size=len(ranked))

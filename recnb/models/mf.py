@@ -31,7 +31,6 @@ rating; :func:`recnb.metrics.rating_metrics` gives RMSE/MAE on the test ratings.
 
 from __future__ import annotations
 
-from typing import Self
 
 import pytorch_lightning as pl
 import torch
@@ -39,7 +38,6 @@ from torch import nn
 
 from recnb.data.datamodule import InteractionDataModule
 from recnb.data.schema import RATING, Split
-from recnb.metrics import batch_ndcg
 from recnb.models.base import LightningRecommender, Users, as_user_tensor
 
 
@@ -66,7 +64,7 @@ class BiasedMF(LightningRecommender):
             raise ValueError(f"need lr > 0, reg >= 0, init_std >= 0; got lr={lr}, reg={reg}, init_std={init_std}")
         self.save_hyperparameters()
 
-    def _build(self, split: Split) -> None:
+    def build(self, split: Split) -> None:
         """Create the parameters for ``split``'s sizes, drawn from ``seed``."""
         hp = self.hparams
         rated = split.train[RATING].notna()
@@ -112,21 +110,11 @@ class BiasedMF(LightningRecommender):
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(u))
         return loss
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        value, n = batch_ndcg(self.score(batch["user"]), batch["seen"], batch["relevant"], k=10)
-        if n:
-            self.log("val_ndcg@10", value, batch_size=n)
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
     def datamodule(self, split: Split) -> pl.LightningDataModule:
         return InteractionDataModule(split, mode="explicit", batch_size=self.hparams.batch_size, seed=self.hparams.seed)
-
-    def fit(self, split: Split, trainer: pl.Trainer | None = None) -> Self:
-        """Create parameters sized for ``split`` (seeded), then train (see ``LightningRecommender.fit``)."""
-        self._build(split)
-        return super().fit(split, trainer)
 
     def __repr__(self) -> str:
         hp = self.hparams

@@ -21,7 +21,6 @@ the prediction is confidently wrong, which is why cross-entropy is used.
 
 from __future__ import annotations
 
-from typing import Self
 
 import pytorch_lightning as pl
 import torch
@@ -30,7 +29,6 @@ from torch import nn
 from recnb.data.datamodule import InteractionDataModule
 from recnb.data.schema import Split
 from recnb.math.losses import bce_loss
-from recnb.metrics import batch_ndcg
 from recnb.models.base import LightningRecommender, Users, as_user_tensor
 
 
@@ -60,7 +58,7 @@ class MLPRecommender(LightningRecommender):
             raise ValueError(f"need lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
         self.save_hyperparameters()
 
-    def _build(self, split: Split) -> None:
+    def build(self, split: Split) -> None:
         """Embeddings and layers for ``split``'s sizes, initialised from ``seed``."""
         hp = self.hparams
         torch.manual_seed(hp.seed)
@@ -101,11 +99,6 @@ class MLPRecommender(LightningRecommender):
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(u))
         return loss
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        value, n = batch_ndcg(self.score(batch["user"]), batch["seen"], batch["relevant"], k=10)
-        if n:
-            self.log("val_ndcg@10", value, batch_size=n)
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
@@ -113,11 +106,6 @@ class MLPRecommender(LightningRecommender):
         hp = self.hparams
         return InteractionDataModule(split, mode="implicit", batch_size=hp.batch_size, n_neg=hp.n_neg,
                                      sampler=hp.sampler, seed=hp.seed)
-
-    def fit(self, split: Split, trainer: pl.Trainer | None = None) -> Self:
-        """Create embeddings and layers sized for ``split`` (seeded), then train."""
-        self._build(split)
-        return super().fit(split, trainer)
 
     def __repr__(self) -> str:
         hp = self.hparams
