@@ -13,7 +13,15 @@ from typing import Any
 
 from recnb.data.cleaning import clean
 from recnb.data.schema import IdIndex, RecData, Split
-from recnb.data.splits import holdout_validation, leave_last_out, positives, random_holdout, split_summary, time_cut
+from recnb.data.splits import (
+    hold_out_items,
+    holdout_validation,
+    leave_last_out,
+    positives,
+    random_holdout,
+    split_summary,
+    time_cut,
+)
 from recnb.data.synthetic import make_shop
 from recnb.data.validation import DataValidationError, validate
 
@@ -35,6 +43,7 @@ __all__ = [
     "RecData",
     "Split",
     "clean",
+    "hold_out_items",
     "holdout_validation",
     "leave_last_out",
     "load",

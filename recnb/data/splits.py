@@ -192,6 +192,22 @@ def holdout_validation(split: Split, ratio: float = 0.2, seed: int = 0, method: 
                    name=f"{split.name} | validation {method} {ratio:g}")
 
 
+def hold_out_items(split: Split, share: float = 0.1, seed: int = 0) -> tuple[Split, np.ndarray]:
+    """Make a random ``share`` of the items *new*: all their training rows move to test.
+
+    Returns ``(split_with_new_items, new_items)``. CF has no interaction with a new item, so it
+    cannot score it; content can, from the item's text. Users whose training rows all move lose
+    their history (they become cold users).
+    """
+    _check_ratio("share", share)
+    rng = np.random.default_rng(seed)
+    new_items = np.sort(rng.choice(split.n_items, size=max(1, round(share * split.n_items)), replace=False))
+    moved = split.train[ITEM_IDX].isin(new_items)
+    test = pd.concat([split.test, split.train[moved]], ignore_index=True)
+    return replace(split, train=split.train[~moved].reset_index(drop=True), test=test,
+                   name=f"{split.name} | {len(new_items)} new items"), new_items
+
+
 def split_summary(split: Split) -> pd.Series:
     """Sizes of a split: rows, users, items, test users, cold users and cold items."""
     return pd.Series(

@@ -19,14 +19,13 @@ with :func:`alpha_curve`.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Iterable, Self
 
 import numpy as np
 import pandas as pd
 import torch
 
-from recnb.data.schema import ITEM_IDX, Split
+from recnb.data.schema import Split
 from recnb.math.blend import METHODS, blend, normalise
 from recnb.math.ranking import rank
 from recnb.metrics import RANKING_FUNCTIONS, RANKING_METRICS, mean, relevance
@@ -82,23 +81,6 @@ def alpha_curve(
         ranked = rank(blend(s_cf, s_cb, a, normalise="none"), k=k, exclude=seen).indices
         values.append(mean(RANKING_FUNCTIONS[metric](ranked, rel)))
     return pd.DataFrame({"alpha": grid, "value": values, "users": len(u)})
-
-
-def hold_out_items(split: Split, share: float = 0.1, seed: int = 0) -> tuple[Split, np.ndarray]:
-    """Make a random ``share`` of the items *new*: all their training rows move to test.
-
-    Returns ``(split_with_new_items, new_items)``. CF has no interaction with a new item, so it
-    cannot score it; content can, from the item's text. Users whose training rows all move lose
-    their history (they become cold users).
-    """
-    if not 0.0 < share < 1.0:
-        raise ValueError(f"share must lie strictly between 0 and 1, got {share}")
-    rng = np.random.default_rng(seed)
-    new_items = np.sort(rng.choice(split.n_items, size=max(1, round(share * split.n_items)), replace=False))
-    moved = split.train[ITEM_IDX].isin(new_items)
-    test = pd.concat([split.test, split.train[moved]], ignore_index=True)
-    return replace(split, train=split.train[~moved].reset_index(drop=True), test=test,
-                   name=f"{split.name} | {len(new_items)} new items"), new_items
 
 
 class HybridRecommender(Recommender):
