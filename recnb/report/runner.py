@@ -185,7 +185,11 @@ def execute(
 ) -> None:
     """Run ``notebook`` with papermill into ``output``, in the notebook's own directory."""
     import papermill
+    from traitlets.config import Config
 
+    config = Config()
+    if os.name == "posix":  # local sockets: no TCP ports, and no "running over TCP" warning per kernel
+        config.KernelManager.transport = "ipc"
     papermill.execute_notebook(
         str(notebook),
         str(output),
@@ -193,6 +197,7 @@ def execute(
         kernel_name=kernel_name,
         cwd=str(notebook.parent),
         progress_bar=cell_progress,
+        config=config,
     )
 
 
