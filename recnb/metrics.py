@@ -12,6 +12,11 @@ Conventions shared by every ranking metric here:
   from every metric: the metric is undefined for them, and :func:`evaluate` and :func:`mean`
   leave them out of the mean.
 
+Beyond accuracy: :func:`catalogue_coverage` (share of the catalogue in any list),
+:func:`mean_popularity` (mean or median training popularity of the recommended items) and
+:func:`rank_of` (where one item lands in each user's full ranking). :func:`evaluate` can also
+restrict ranking and relevance to a *shelf* of items (``items=``).
+
 Denominators (the places where libraries differ):
 
 =============  ===============================================  ==============================
@@ -222,6 +227,7 @@ def evaluate(
     k: int = 10,
     users: np.ndarray | torch.Tensor | list[int] | None = None,
     metrics: Iterable[str] = DEFAULT_METRICS,
+    items: np.ndarray | torch.Tensor | list[int] | None = None,
 ) -> dict[str, float]:
     """Mean ranking metrics of a fitted recommender on ``split``'s test interactions.
 
@@ -230,6 +236,12 @@ def evaluate(
     excludes their training items. Returns ``{"<metric>@<k>": mean, ..., "users": n}`` where
     ``<metric>`` is among ``precision, recall, f1, ndcg, map, hit_rate, mrr, coverage``
     (coverage is :func:`catalogue_coverage` of the evaluated users' lists).
+
+    ``items``: an optional *shelf*, a 1-D array of distinct item indices. Then each user's list
+    ranks only the shelf items (``model.score(users)`` restricted to ``items``, the user's training
+    items excluded, ties to the lower item index), mapped back to item indices; relevance is
+    ``relevance(split, users) & shelf`` (the held-out items on the shelf), so users with no relevant
+    shelf item are left out; and coverage is the fraction of the *shelf* that appears in a list.
     """
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m not in RANKING_METRICS and m != "coverage"]
@@ -239,19 +251,119 @@ def evaluate(
         raise ValueError(f"k must be positive, got {k}")
     u = np.asarray(split.test_users if users is None else users, dtype=np.int64).reshape(-1)
     rel = relevance(split, u)
+    shelf = None if items is None else _shelf(items, split.n_items)
+    if shelf is not None:
+        on_shelf = torch.zeros(split.n_items, dtype=torch.bool)
+        on_shelf[shelf] = True
+        rel = rel & on_shelf
     keep = rel.any(dim=1)
     u, rel = u[keep.numpy()], rel[keep]
     if len(u) == 0:
-        raise ValueError("no evaluated user has a relevant (held-out, unseen) item")
-    ranked = model.recommend(u, k=k).indices
+        where = " on the shelf (items)" if shelf is not None else ""
+        raise ValueError(f"no evaluated user has a relevant (held-out, unseen) item{where}")
+    if shelf is None:
+        ranked = model.recommend(u, k=k).indices
+    else:
+        ranked = _shelf_ranking(model, split, u, shelf, k)
     out: dict[str, float] = {}
     for name in metrics:
         if name == "coverage":
-            out[f"coverage@{k}"] = catalogue_coverage(ranked, split.n_items)
+            if shelf is None:
+                out[f"coverage@{k}"] = catalogue_coverage(ranked, split.n_items)
+            else:
+                out[f"coverage@{k}"] = torch.isin(shelf, ranked[ranked != PAD]).sum().item() / len(shelf)
         else:
             out[f"{name}@{k}"] = mean(RANKING_FUNCTIONS[name](ranked, rel))
     out["users"] = float(len(u))
     return out
+
+
+def _shelf(items: Any, n_items: int) -> torch.Tensor:
+    """``items`` as a 1-D int64 tensor of distinct indices in ``0..n_items-1`` (else a clear error)."""
+    shelf = torch.as_tensor(np.asarray(items))
+    if shelf.ndim != 1 or shelf.numel() == 0:
+        raise ValueError(f"items must be a non-empty 1-D list of item indices, got shape {tuple(shelf.shape)}")
+    if shelf.dtype == torch.bool or torch.is_floating_point(shelf):
+        raise TypeError(f"items must hold integer item indices, got dtype {shelf.dtype}")
+    shelf = shelf.long()
+    if shelf.min() < 0 or shelf.max() >= n_items:
+        raise IndexError(f"items must lie in 0..{n_items - 1}, got {shelf.min().item()}..{shelf.max().item()}")
+    if torch.unique(shelf).numel() != shelf.numel():
+        raise ValueError("items holds repeated item indices; a shelf lists each item once")
+    return shelf
+
+
+def _shelf_ranking(model: Any, split: Split, users: np.ndarray, shelf: torch.Tensor, k: int) -> torch.Tensor:
+    """Top-``k`` of ``shelf`` per user as item indices ``(U, k)``, training items excluded, PAD-padded.
+
+    The shelf is sorted first so that ties still go to the lower item index, as in ``recommend``.
+    """
+    shelf = torch.sort(shelf).values
+    u = torch.as_tensor(users, dtype=torch.long)
+    seen = getattr(model, "seen_", None)
+    seen = (split.seen_mask() if seen is None else seen)[u][:, shelf]
+    with torch.no_grad():
+        scores = model.score(u)[:, shelf]
+    local = rank(scores, k=k, exclude=seen).indices
+    return torch.where(local == PAD, torch.full_like(local, PAD), shelf[local.clamp(min=0)])
+
+
+def mean_popularity(ranked: torch.Tensor, counts: Any, reduce: str = "mean") -> float:
+    """Mean (or median) training popularity of the recommended items.
+
+    ``ranked``: ``(U, k)`` item indices, ``PAD`` (-1) slots ignored; ``counts``: ``(n_items,)``
+    the training popularity of each item (e.g. ``split.train_matrix("binary").sum(0)``, the number
+    of training users). Returns ``reduce`` (``"mean"`` or ``"median"``) of ``counts[i]`` over every
+    non-PAD slot ``i`` of every list: an item recommended to many users counts once per list. The
+    median of an even number of values is the mean of the middle two (as ``numpy.median``).
+    """
+    if reduce not in ("mean", "median"):
+        raise ValueError(f"reduce must be 'mean' or 'median', got {reduce!r}")
+    counts = torch.as_tensor(np.asarray(counts), dtype=torch.float64)
+    if counts.ndim != 1:
+        raise ValueError(f"counts must be 1-D (n_items,), got shape {tuple(counts.shape)}")
+    ranked = torch.as_tensor(ranked)
+    if ranked.ndim != 2:
+        raise ValueError(f"ranked must be (U, k), got shape {tuple(ranked.shape)}")
+    items = ranked[ranked != PAD].long()
+    if items.numel() == 0:
+        raise ValueError("ranked holds no item (every slot is PAD): no popularity to average")
+    if items.min() < 0 or items.max() >= len(counts):
+        raise IndexError(f"ranked item indices must lie in 0..{len(counts) - 1} (or PAD={PAD}), "
+                         f"got {items.min().item()}..{items.max().item()}")
+    values = counts[items].numpy()
+    return float(np.mean(values) if reduce == "mean" else np.median(values))
+
+
+def rank_of(model: Any, users: Any, item: int, exclude_seen: bool = True) -> torch.Tensor:
+    """1-based position of ``item`` in each user's full ranking: ``(U,)`` int64.
+
+    The ranking is the one ``model.recommend(users, k=n_items)`` would give: descending
+    ``model.score(users)``, ties to the lower item index, each user's training items excluded
+    (unless ``exclude_seen=False``). So the position is
+    ``1 + |{j rankable, j != item : s_uj > s_u,item or (s_uj == s_u,item and j < item)}|``.
+    Users for whom ``item`` is not rankable (a training item of theirs, or scored ``-inf``) get
+    ``0``. ``users``: as ``recommend`` takes them (``None`` = all users).
+    """
+    from recnb.models.base import as_user_tensor
+
+    n_users, n_items = model.seen_.shape
+    if not 0 <= int(item) < n_items:
+        raise IndexError(f"item must lie in 0..{n_items - 1}, got {item}")
+    item = int(item)
+    u = as_user_tensor(users, n_users)
+    with torch.no_grad():
+        s = model.score(u)
+    if torch.isnan(s).any():
+        raise ValueError("scores contain NaN; rank_of needs comparable numbers")
+    excluded = s == -torch.inf
+    if exclude_seen:
+        excluded = excluded | model.seen_[u]
+    mine = s[:, item : item + 1]
+    lower = torch.arange(n_items) < item
+    ahead = ((s > mine) | ((s == mine) & lower)) & ~excluded
+    pos = ahead.sum(dim=1) + 1
+    return pos.masked_fill(excluded[:, item], 0).long()
 
 
 def rating_metrics(model: Any, split: Split) -> dict[str, float]:

@@ -199,3 +199,77 @@ def test_compare_tabulates_evaluate_and_rating_metrics():
     assert table.loc["pop", "recall@2"] == pytest.approx(3 / 4)
     assert math.isnan(table.loc["pop", "rmse"])
     assert table.loc["rated", "rmse"] == pytest.approx(math.sqrt(9 / 4))
+
+
+def test_mean_popularity_by_hand():
+    counts = torch.tensor([3.0, 2.0, 1.0, 0.0, 0.0])
+    ranked = torch.tensor([[0, 2, PAD], [1, 0, 4]])
+    # recommended slots: 0, 2, 1, 0, 4 -> counts 3, 1, 2, 3, 0 (PAD ignored)
+    assert M.mean_popularity(ranked, counts) == pytest.approx(9 / 5)
+    assert M.mean_popularity(ranked, counts, reduce="median") == pytest.approx(2.0)
+    # an even number of slots: counts 3, 2, 1, 0 -> median is the mean of the middle two
+    assert M.mean_popularity(torch.tensor([[0, 1], [2, 3]]), counts.numpy(), reduce="median") == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="reduce must be"):
+        M.mean_popularity(ranked, counts, reduce="max")
+    with pytest.raises(ValueError, match="every slot is PAD"):
+        M.mean_popularity(torch.tensor([[PAD, PAD]]), counts)
+    with pytest.raises(IndexError, match=r"0\.\.4"):
+        M.mean_popularity(torch.tensor([[5]]), counts)
+
+
+def test_evaluate_on_a_shelf_by_hand():
+    split = _split()
+    model = PopularityRecommender().fit(split)
+    # relevant (test minus train): u0 {2}, u1 {4}, u2 {1}, u3 {0}. Shelf {1, 3, 4}: only u1 {4} and
+    # u2 {1} keep a relevant shelf item. Shelf scores (training users): 1 -> 2, 3 -> 0, 4 -> 0.
+    # u1 (seen 0, 1) -> [3, 4] (tie: lower index first): hit at rank 2.
+    # u2 (seen 0)    -> [1, 3]: hit at rank 1.
+    out = M.evaluate(model, split, k=2, items=[4, 1, 3], metrics=("precision", "recall", "ndcg", "mrr", "coverage"))
+    assert out["users"] == 2
+    assert out["precision@2"] == pytest.approx(1 / 2)
+    assert out["recall@2"] == pytest.approx(1.0)
+    assert out["ndcg@2"] == pytest.approx((1 / math.log2(3) + 1) / 2)
+    assert out["mrr@2"] == pytest.approx((1 / 2 + 1) / 2)
+    assert out["coverage@2"] == pytest.approx(3 / 3)  # lists {3, 4} and {1, 3} cover the shelf
+    # the whole catalogue as the shelf is plain evaluate
+    assert M.evaluate(model, split, k=2, items=np.arange(5)) == M.evaluate(model, split, k=2)
+    with pytest.raises(ValueError, match="on the shelf"):
+        M.evaluate(model, split, k=2, items=[3])  # item 3 is nobody's held-out item
+    with pytest.raises(ValueError, match="repeated"):
+        M.evaluate(model, split, items=[1, 1])
+    with pytest.raises(IndexError, match=r"0\.\.4, got 1\.\.7"):
+        M.evaluate(model, split, items=[1, 7])
+
+
+def test_evaluate_on_a_shelf_maps_back_to_item_indices():
+    split = _split()
+    scores = torch.tensor([[0.0, 1.0, 5.0, 4.0, 3.0]] * 4)
+
+    class Fixed(PopularityRecommender):
+        def score(self, users=None):
+            return scores[: len(users)].clone()
+
+    model = Fixed().fit(split)
+    # shelf {0, 2, 4}: u3 (seen 2, relevant {0}) ranks 4 (3.0) then 0 (0.0): hit at rank 2 of k=2
+    out = M.evaluate(model, split, k=2, users=[3], items=[0, 2, 4], metrics=("ndcg", "mrr"))
+    assert out == {"ndcg@2": pytest.approx(1 / math.log2(3)), "mrr@2": pytest.approx(0.5), "users": 1.0}
+
+
+def test_rank_of_by_hand():
+    split = _split()
+    model = PopularityRecommender().fit(split)
+    # scores (training users) [3, 2, 1, 0, 0]; seen: u0 {0, 1}, u1 {0, 1}, u2 {0}, u3 {2}
+    # item 3: u0 ranks 2 > 3 -> 2nd; u1 the same; u2 ranks 1, 2 first -> 3rd; u3 ranks 0, 1 first -> 3rd
+    assert M.rank_of(model, None, 3).tolist() == [2, 2, 3, 3]
+    # item 4 ties with item 3 (0 users): the lower index goes first
+    assert M.rank_of(model, [0, 3], 4).tolist() == [3, 4]
+    # item 0 is a training item of u0, u1, u2: not in their rankings -> 0
+    assert M.rank_of(model, None, 0).tolist() == [0, 0, 0, 1]
+    assert M.rank_of(model, [0], 3, exclude_seen=False).tolist() == [4]
+    # agrees with the position in the full recommend list
+    full = model.recommend(None, k=5).indices
+    for item in range(5):
+        expected = [(row.tolist().index(item) + 1) if item in row.tolist() else 0 for row in full]
+        assert M.rank_of(model, None, item).tolist() == expected
+    with pytest.raises(IndexError, match=r"0\.\.4, got 5"):
+        M.rank_of(model, None, 5)

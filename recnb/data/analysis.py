@@ -11,6 +11,8 @@ Notation: ``U`` users, ``I`` items, ``P`` the set of distinct ``(user, item)`` p
   when one item has everything.
 - **Lorenz curve**: the share of interactions held by the least popular fraction of items; ``G``
   is twice the area between it and the diagonal.
+- **Category share** of user ``u`` in category ``c``: ``|{i in N_u : cat(i) = c}| / |N_u|`` with
+  ``N_u`` the user's distinct training items of a :class:`~recnb.data.schema.Split`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recnb.data.schema import EVENT, ITEM, TIME, USER, RecData
+from recnb.data.schema import EVENT, ITEM, ITEM_IDX, TIME, USER, USER_IDX, RecData, Split
 
 
 def sparsity(data: RecData) -> float:
@@ -180,3 +182,28 @@ def overview(data: RecData) -> pd.Series:
         },
         name=data.name,
     )
+
+
+def category_share(split: Split, category: str, column: str = "category") -> pd.Series:
+    """Share of each user's distinct training items whose ``column`` equals ``category``.
+
+    ``|{i in N_u : items_frame[column][i] == category}| / |N_u|`` for every user with at least
+    one training item (index ``user_idx``, sorted); users without training items are left out
+    (their share is undefined). Repeated interactions with one item count once.
+    """
+    if column not in split.items_frame.columns:
+        raise ValueError(f"items_frame has no column {column!r}; it has {list(split.items_frame.columns)}")
+    pairs = split.train[[USER_IDX, ITEM_IDX]].drop_duplicates()
+    in_cat = split.items_frame[column].to_numpy()[pairs[ITEM_IDX].to_numpy()] == category
+    return pd.Series(in_cat, index=pairs[USER_IDX].to_numpy()).groupby(level=0).mean().rename("share")
+
+
+def users_mostly_in(split: Split, category: str, share: float = 0.5, column: str = "category") -> np.ndarray:
+    """Sorted ``user_idx`` of the users whose :func:`category_share` in ``category`` is ``>= share``.
+
+    ``share`` must lie in ``(0, 1]`` (with 0 every user would qualify, whatever they bought).
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    s = category_share(split, category, column)
+    return s.index[s.to_numpy() >= share].to_numpy(dtype=np.int64)

@@ -34,6 +34,25 @@ from recnb.models.base import LightningRecommender, Users, as_user_tensor
 LOSSES = ("positive_only", "negative_sampling", "bpr", "bce")
 
 
+def top_direction_share(E: torch.Tensor) -> float:
+    """Share of an embedding table's energy along its first singular direction: ``σ₁² / Σ σᵢ²``.
+
+    ``E``: ``(n, d)`` (rows are vectors; a numpy array or tensor). With ``E = U diag(σ) Vᵀ``,
+    ``Σ σᵢ² = ‖E‖_F²`` (the sum of the rows' squared norms), so the result is the fraction of the
+    squared Frobenius norm that lies along the single direction ``v₁`` -- 1 when all rows are
+    multiples of one vector, ``1/d`` (its minimum) when the energy is spread evenly over ``d``
+    orthogonal directions. Raises ``ValueError`` for an all-zero or empty table.
+    """
+    E = torch.as_tensor(E).detach().double()
+    if E.ndim != 2 or E.numel() == 0:
+        raise ValueError(f"E must be a non-empty (n, d) matrix, got shape {tuple(E.shape)}")
+    sigma = torch.linalg.svdvals(E)
+    total = (sigma**2).sum()
+    if total == 0:
+        raise ValueError("E is all zeros: it has no direction to share its (zero) norm")
+    return float(sigma[0] ** 2 / total)
+
+
 class EmbeddingRecommender(LightningRecommender):
     """User and item embeddings (optionally an item bias) trained with a sigmoid loss.
 

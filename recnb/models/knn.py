@@ -50,9 +50,11 @@ from __future__ import annotations
 
 from typing import Self
 
+import numpy as np
 import torch
 
 from recnb.data.schema import Split
+from recnb.math.ranking import rank
 from recnb.math.similarity import all_vs_all
 from recnb.models.base import Recommender, Users, as_user_tensor
 
@@ -118,6 +120,48 @@ def keep_top_neighbours(sim: torch.Tensor, k: int | None) -> torch.Tensor:
     idx = torch.topk(sim, k, dim=1).indices
     kept = torch.zeros_like(sim)
     return kept.scatter_(1, idx, torch.gather(sim, 1, idx))
+
+
+def neighbour_category_share(
+    sim: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    k: int,
+    complement: torch.Tensor | np.ndarray | None = None,
+) -> float:
+    """Mean share of each row's ``k`` nearest neighbours that carry the row's label.
+
+    ``sim``: ``(n, n)`` similarities (e.g. a fitted ``ItemKNN().weights_``); ``labels``: ``(n,)``
+    integer labels (an item's category). A row's neighbours are its ``k`` most similar *other*
+    rows, ranked by :func:`recnb.math.ranking.rank` (descending, ties to the lower index, the row
+    itself excluded). With ``complement`` (``(n_labels,)``, label -> its complementary label) the
+    share counts neighbours labelled ``complement[labels[row]]`` instead.
+
+    Only rows with at least ``k`` neighbours of positive similarity count: for the others the list
+    would be filled with zero-similarity rows in index order, which says nothing. Returns the mean
+    over the counted rows of ``hits / k``; NaN when no row counts.
+    """
+    s = torch.as_tensor(np.asarray(sim), dtype=torch.float64)
+    if s.ndim != 2 or s.shape[0] != s.shape[1]:
+        raise ValueError(f"sim must be a square (n, n) matrix, got shape {tuple(s.shape)}")
+    n = s.shape[0]
+    lab = torch.as_tensor(np.asarray(labels)).long().reshape(-1)
+    if lab.shape[0] != n:
+        raise ValueError(f"labels has {lab.shape[0]} entries, sim has {n} rows")
+    if not 1 <= k < n:
+        raise ValueError(f"k must lie in 1..{n - 1} (neighbours other than the row itself), got {k}")
+    target = lab
+    if complement is not None:
+        comp = torch.as_tensor(np.asarray(complement)).long().reshape(-1)
+        if lab.min() < 0 or lab.max() >= comp.shape[0]:
+            raise ValueError(f"complement maps {comp.shape[0]} labels, labels run {lab.min().item()}..{lab.max().item()}")
+        target = comp[lab]
+    self_mask = torch.eye(n, dtype=torch.bool)
+    nearest = rank(s, k=k, exclude=self_mask).indices  # (n, k), never PAD since k < n
+    counted = ((s > 0) & ~self_mask).sum(dim=1) >= k
+    if not counted.any():
+        return float("nan")
+    hits = lab[nearest] == target[:, None]
+    return float(hits[counted].double().mean())
 
 
 def similarity(x: torch.Tensor, mask: torch.Tensor, method: str, values: str, shrinkage: float = 0.0) -> torch.Tensor:

@@ -9,7 +9,10 @@
 loss on a batch of rated pairs is the mean squared error plus the classic L2 penalty on the
 parameters the batch touches (Koren, Bell & Volinsky 2009)::
 
-    L = 1/B Σ_b (r̂_b - r_b)² + reg · 1/B Σ_b (‖e_u‖² + ‖e_i‖² + b_u² + b_i²)
+    L = 1/B Σ_b (r̂_{u_b i_b} - r_b)² + reg · 1/B Σ_b (‖e_{u_b}‖² + ‖e_{i_b}‖² + b_{u_b}² + b_{i_b}²)
+
+with ``(u_b, i_b, r_b)`` the batch's ``B`` rated pairs (a user or item in several pairs is
+penalised once per pair).
 
 002 §4.2 writes ``I_ui = e_u · e_i + b`` with a single bias ``b``; one global offset cannot say
 that some users rate everything higher or some items are better liked, hence ``b_u`` and ``b_i``.
@@ -25,20 +28,24 @@ sum has no such scale.
 ``init_std=0`` gives the **bias-only** baseline ``μ + b_u + b_i``: with ``e = 0`` the gradient of
 ``e_u · e_i`` is 0, so the factors never move.
 
+:class:`GlobalMean` is the baseline below every rating model: ``r̂_ui = μ`` for every pair.
+
 ``score(users)`` is the predicted rating of every item, so ranking by it ranks by predicted
 rating; :func:`recnb.metrics.rating_metrics` gives RMSE/MAE on the test ratings.
 """
 
 from __future__ import annotations
 
+from typing import Self
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from recnb.data.datamodule import InteractionDataModule
 from recnb.data.schema import RATING, Split
-from recnb.models.base import LightningRecommender, Users, as_user_tensor
+from recnb.models.base import LightningRecommender, Recommender, Users, as_user_tensor
 
 
 class BiasedMF(LightningRecommender):
@@ -119,3 +126,40 @@ class BiasedMF(LightningRecommender):
     def __repr__(self) -> str:
         hp = self.hparams
         return f"BiasedMF(dim={hp.dim}, reg={hp.reg}, implicit_pooling={hp.implicit_pooling})"
+
+
+class GlobalMean(Recommender):
+    """The global-mean rating baseline: ``r̂_ui = μ``, the mean training rating, for every pair.
+
+    It ranks nothing (every item ties) but gives the RMSE every rating model must beat;
+    :func:`recnb.metrics.rating_metrics` reads it through :meth:`predict`.
+    """
+
+    mu_: float | None = None
+
+    def fit(self, split: Split) -> Self:
+        rated = split.train[RATING].notna()
+        if not rated.any():
+            raise ValueError(f"split {split.name!r} has no training ratings (column {RATING!r} is all NaN)")
+        self.remember_split(split)
+        self.mu_ = float(split.train.loc[rated, RATING].mean())
+        return self
+
+    def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``μ`` for paired ``users``, ``items`` ``(B,)``: ``(B,)`` float32."""
+        self._check_fitted()
+        u = as_user_tensor(users, self.n_users_)
+        i = torch.as_tensor(np.asarray(items), dtype=torch.long).reshape(-1)
+        if u.shape != i.shape:
+            raise ValueError(f"users and items must pair up, got {u.shape[0]} users and {i.shape[0]} items")
+        if i.numel() and (i.min() < 0 or i.max() >= self.n_items_):
+            raise IndexError(f"item indices must lie in 0..{self.n_items_ - 1}, got {i.min().item()}..{i.max().item()}")
+        return torch.full(u.shape, self.mu_, dtype=torch.float32)
+
+    def score(self, users: Users = None) -> torch.Tensor:
+        self._check_fitted()
+        u = as_user_tensor(users, self.n_users_)
+        return torch.full((len(u), self.n_items_), self.mu_, dtype=torch.float32)
+
+    def __repr__(self) -> str:
+        return "GlobalMean()"

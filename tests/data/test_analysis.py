@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 
 from recnb.data.analysis import (
     activity_over_time,
+    category_share,
     cold_start_counts,
     gini,
     head_share,
@@ -20,7 +23,9 @@ from recnb.data.analysis import (
     quality_report,
     sparsity,
     user_activity,
+    users_mostly_in,
 )
+from recnb.data.splits import random_holdout
 
 
 def test_gini_by_hand():
@@ -105,3 +110,35 @@ def test_funnel_rates_by_hand(tiny):
     per_user = funnel_rates(tiny.interactions, by="user_id").set_index("user_id")
     assert per_user.loc[3, "view"] == 1 and per_user.loc[3, "click/view"] == 0.0
     assert np.isnan(per_user.loc[3, "purchase/cart"])  # no cart: the rate is undefined
+
+
+def _split_all_train(tiny):
+    """``tiny`` as a split with every interaction moved back into training."""
+    split = random_holdout(tiny, test_ratio=0.5, seed=0)
+    return replace(split, train=pd.concat([split.train, split.test], ignore_index=True), test=split.test.iloc[:0])
+
+
+def test_category_share_and_users_mostly_in_by_hand(tiny):
+    split = _split_all_train(tiny)
+    # distinct training items: user 1 -> {10 x, 20 y, 30 x}; user 2 -> {20 y, 40 y, 30 x}; user 3 -> {40 y}
+    uid = {u: int(split.users.index([u])[0]) for u in (1, 2, 3)}
+    share = category_share(split, "x")
+    assert share[uid[1]] == pytest.approx(2 / 3)  # item 10's four events count once
+    assert share[uid[2]] == pytest.approx(1 / 3)
+    assert share[uid[3]] == 0.0
+    assert users_mostly_in(split, "x").tolist() == [uid[1]]
+    assert users_mostly_in(split, "y").tolist() == sorted([uid[2], uid[3]])
+    assert users_mostly_in(split, "y", share=1.0).tolist() == [uid[3]]
+    assert users_mostly_in(split, "z").tolist() == []
+
+
+def test_users_mostly_in_skips_users_without_training_items_and_checks_arguments(tiny):
+    split = _split_all_train(tiny)
+    uid3 = int(split.users.index([3])[0])
+    no3 = replace(split, train=split.train[split.train["user_idx"] != uid3])
+    assert uid3 not in category_share(no3, "y").index
+    assert uid3 not in users_mostly_in(no3, "y")
+    with pytest.raises(ValueError, match="share"):
+        users_mostly_in(split, "x", share=0)
+    with pytest.raises(ValueError, match="colour"):
+        category_share(split, "x", column="colour")

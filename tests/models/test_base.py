@@ -10,7 +10,7 @@ import torch
 from recnb.data.schema import IdIndex, Split
 from recnb.math.ranking import PAD
 from recnb.models.base import as_user_tensor
-from recnb.models.popularity import PopularityRecommender
+from recnb.models.popularity import PopularityRecommender, RandomRecommender
 
 
 def hand_split() -> Split:
@@ -69,3 +69,47 @@ def test_recommend_threshold():
     r = model.recommend([3], k=5, threshold=2.0)
     assert r.indices.tolist() == [[0, 1, PAD, PAD, PAD]]
     assert r.scores[0, :2].tolist() == [3.0, 2.0]
+
+
+def test_random_scores_are_seeded_and_repeatable():
+    split = hand_split()
+    model = RandomRecommender(seed=3).fit(split)
+    scores = model.score()
+    assert scores.shape == (4, 5) and scores.dtype == torch.float32
+    assert ((scores >= 0) & (scores < 1)).all()
+    assert torch.equal(model.score(), scores)  # repeated calls: the same scores
+    assert torch.equal(model.score([2, 0]), scores[[2, 0]])
+    assert torch.equal(RandomRecommender(seed=3).fit(split).score(), scores)  # same seed, same model
+    assert not torch.equal(RandomRecommender(seed=4).fit(split).score(), scores)
+    # recommend still excludes training items: u2 has 0, 1, 3, so only 2 and 4 remain
+    assert sorted(model.recommend([2], k=5).indices[0, :2].tolist()) == [2, 4]
+    assert model.recommend([2], k=5).indices[0, 2:].tolist() == [PAD, PAD, PAD]
+    assert repr(model) == "RandomRecommender(seed=3)"
+    with pytest.raises(RuntimeError, match="RandomRecommender is not fitted yet"):
+        RandomRecommender().score()
+
+
+def test_random_ndcg_matches_the_chance_expectation():
+    """Mean NDCG@10 of random lists ~ sum over users of (R_u / M_u) sum_j 1/log2(j+1) / IDCG_u,
+    and popularity beats it on the synthetic shop (whose item popularity is long-tailed)."""
+    from recnb.data.splits import random_holdout
+    from recnb.data.synthetic import make_shop
+    from recnb.metrics import evaluate, relevance
+
+    split = random_holdout(make_shop(n_users=300, n_items=200, n_interactions=8000, seed=0), 0.2, seed=0)
+    users = np.asarray(split.test_users)
+    rel = relevance(split, users)
+    users, rel = users[rel.any(1).numpy()], rel[rel.any(1)]
+    R = rel.sum(1).double()
+    M = (~split.seen_mask()[torch.as_tensor(users)]).sum(1).double()  # rankable (unseen) items
+    disc = 1 / torch.log2(torch.arange(2, 12, dtype=torch.float64))
+    dcg_sum = torch.stack([disc[: int(min(10, m))].sum() for m in M])
+    idcg = torch.stack([disc[: int(min(10, r))].sum() for r in R])
+    expected = ((R / M) * dcg_sum / idcg).mean().item()
+
+    runs = np.array([evaluate(RandomRecommender(seed=s).fit(split), split, 10, metrics=("ndcg",))["ndcg@10"]
+                     for s in range(20)])
+    stderr = runs.std(ddof=1) / np.sqrt(len(runs))
+    assert abs(runs.mean() - expected) < 4 * stderr + 1e-3
+    popularity = evaluate(PopularityRecommender().fit(split), split, 10, metrics=("ndcg",))["ndcg@10"]
+    assert popularity > runs.mean() + 0.05

@@ -11,8 +11,8 @@ from recnb.data.synthetic import make_shop
 from recnb.math.losses import negative_sampling_loss, positive_only_loss
 from recnb.math.ranking import rank
 from recnb.metrics import evaluate, ndcg_at_k
-from recnb.models.embedding import EmbeddingRecommender
-from recnb.models.popularity import PopularityRecommender
+from recnb.models.embedding import EmbeddingRecommender, top_direction_share
+from recnb.models.popularity import PopularityRecommender, RandomRecommender
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -83,13 +83,8 @@ def test_bpr_overfits_tiny_data(tiny):
 
 
 def random_ndcg(split, n: int = 10) -> tuple[float, float]:
-    """Mean and std of test NDCG@10 of uniformly random scores, over ``n`` seeds."""
-    users = torch.as_tensor(split.test_users)
-    seen, rel = split.seen_mask()[users], split.test_matrix()[users]
-    values = []
-    for s in range(n):
-        scores = torch.rand(len(users), split.n_items, generator=torch.Generator().manual_seed(s))
-        values.append(ndcg_at_k(rank(scores, k=10, exclude=seen).indices, rel).nanmean().item())
+    """Mean and std of test NDCG@10 of uniformly random scores (RandomRecommender), over ``n`` seeds."""
+    values = [evaluate(RandomRecommender(seed=s).fit(split), split, 10, metrics=("ndcg",))["ndcg@10"] for s in range(n)]
     return float(np.mean(values)), float(np.std(values))
 
 
@@ -157,3 +152,21 @@ def test_bad_hyperparameters_raise(kwargs, message):
 def test_unfitted_score_raises():
     with pytest.raises(RuntimeError, match="not fitted yet"):
         EmbeddingRecommender().score([0])
+
+
+def test_top_direction_share_against_numpy_svd():
+    rng = np.random.default_rng(0)
+    for shape in ((50, 8), (5, 12), (30, 1)):
+        E = rng.normal(size=shape)
+        sigma = np.linalg.svd(E, compute_uv=False)
+        assert top_direction_share(torch.tensor(E, dtype=torch.float32)) == pytest.approx(
+            sigma[0] ** 2 / (sigma**2).sum(), rel=1e-5
+        )
+    # by hand: rows along one vector -> 1; two orthogonal rows of norms 3 and 4 -> 16 / 25
+    assert top_direction_share(np.outer([1.0, -2.0, 0.5], [3.0, 4.0])) == pytest.approx(1.0)
+    assert top_direction_share(np.array([[3.0, 0.0], [0.0, 4.0]])) == pytest.approx(16 / 25)
+    assert top_direction_share(np.eye(4)) == pytest.approx(1 / 4)  # evenly spread: 1/d
+    with pytest.raises(ValueError, match="all zeros"):
+        top_direction_share(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"\(n, d\)"):
+        top_direction_share(np.ones(3))

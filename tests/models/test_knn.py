@@ -19,6 +19,7 @@ from recnb.models.knn import (
     corated_pearson_matrix,
     cosine_similarity_matrix,
     keep_top_neighbours,
+    neighbour_category_share,
     pearson_similarity_matrix,
     shrink,
 )
@@ -119,6 +120,52 @@ def test_binary_scores_are_similarity_weighted_votes():
     item = ItemKNN(neighbours=None).fit(split)
     isim = torch.tensor(cosine_similarity(r.T.numpy()), dtype=torch.float32).fill_diagonal_(0)
     assert torch.allclose(item.score(), r @ isim.T, atol=1e-6)
+
+
+def test_neighbour_category_share_by_hand():
+    # labels 0 0 1 1 1, complement 0 <-> 1. Row 0's nearest other rows: 2 (0.9), then 1 and 3 tie
+    # at 0.5 -> the lower index 1 wins; row 4 has only one positive neighbour, so it is not counted.
+    sim = torch.tensor([
+        [1.0, 0.5, 0.9, 0.5, 0.0],
+        [0.5, 1.0, 0.2, 0.1, 0.0],
+        [0.9, 0.2, 1.0, 0.4, 0.0],
+        [0.5, 0.1, 0.4, 1.0, 0.3],
+        [0.0, 0.0, 0.0, 0.3, 1.0],
+    ])
+    labels = np.array([0, 0, 1, 1, 1])
+    # k = 2 neighbours: row 0 -> {2, 1}: same 1/2; row 1 -> {0, 2}: 1/2; row 2 -> {0, 3}: 1/2;
+    # row 3 -> {0, 2}: 1/2 (self excluded although sim[3, 3] = 1 is the largest)
+    assert neighbour_category_share(sim, labels, 2) == pytest.approx(0.5)
+    # complement: row 0 -> {2, 1}: label 1 once, 1/2; row 1 -> {0, 2}: 1/2; row 2 -> {0, 3}: 1/2; row 3 -> {0, 2}: 1/2
+    assert neighbour_category_share(sim, labels, 2, complement=np.array([1, 0])) == pytest.approx(0.5)
+    # k = 1: row 0 -> 2 (other), row 1 -> 0 (same), row 2 -> 0 (other), row 3 -> 0 (other), row 4 -> 3 (same)
+    assert neighbour_category_share(sim, labels, 1) == pytest.approx(2 / 5)
+    assert neighbour_category_share(sim, labels, 1, complement=[1, 0]) == pytest.approx(3 / 5)
+    assert np.isnan(neighbour_category_share(torch.eye(3), [0, 1, 2], 1))
+    with pytest.raises(ValueError, match="k must"):
+        neighbour_category_share(sim, labels, 5)
+    with pytest.raises(ValueError, match="labels has"):
+        neighbour_category_share(sim, labels[:4], 2)
+
+
+def test_neighbour_category_share_matches_a_loop(shop_split):
+    data = make_shop(n_users=300, n_items=150, n_categories=6, n_interactions=6000, seed=0)
+    category = np.asarray(data.truth["item_category"])
+    complement = np.asarray(data.truth["complement"])
+    w = ItemKNN(neighbours=10, shrinkage=5.0).fit(shop_split).weights_.numpy()
+    n, k = len(w), 5
+    same, comp = [], []
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        if sum(w[i, j] > 0 for j in others) < k:
+            continue
+        nearest = sorted(others, key=lambda j: (-w[i, j], j))[:k]  # descending, ties to the lower index
+        same.append(np.mean(category[nearest] == category[i]))
+        comp.append(np.mean(category[nearest] == complement[category[i]]))
+    assert len(same) > 100
+    assert neighbour_category_share(w, category, k) == pytest.approx(np.mean(same))
+    assert neighbour_category_share(w, category, k, complement) == pytest.approx(np.mean(comp))
+    assert neighbour_category_share(w, category, k) > 0.5  # co-purchases recover the planted categories
 
 
 def test_bad_parameters_raise():

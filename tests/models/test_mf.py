@@ -9,7 +9,7 @@ import torch
 
 from recnb.data.schema import IdIndex, Split
 from recnb.metrics import rating_metrics, rmse
-from recnb.models.mf import BiasedMF
+from recnb.models.mf import BiasedMF, GlobalMean
 
 
 def _planted(seed: int = 0, n_u: int = 120, n_i: int = 80, rank: int = 2, density: float = 0.4) -> Split:
@@ -34,8 +34,7 @@ def _mf(**kw) -> BiasedMF:
 
 
 def test_recovers_planted_low_rank_matrix(planted):
-    test = torch.tensor(planted.test["rating"].to_numpy())
-    global_mean = rmse(torch.full_like(test, planted.train["rating"].mean()), test)
+    global_mean = rating_metrics(GlobalMean().fit(planted), planted)["rmse"]
     bias_only = rating_metrics(_mf(init_std=0.0).fit(planted), planted)["rmse"]  # e = 0 stays 0: no gradient
     model = _mf().fit(planted)
     got = rating_metrics(model, planted)
@@ -74,3 +73,26 @@ def test_needs_ratings_and_valid_parameters(planted):
     no_ratings = Split(planted.train.assign(rating=np.nan), planted.test, planted.users, planted.items, planted.items_frame)
     with pytest.raises(ValueError, match="no training ratings"):
         _mf().fit(no_ratings)
+
+
+def test_global_mean_predicts_the_mean_training_rating(planted):
+    model = GlobalMean().fit(planted)
+    mu = planted.train["rating"].mean()
+    assert model.mu_ == pytest.approx(mu)
+    pairs = planted.test.iloc[:7]
+    pred = model.predict(torch.tensor(pairs.user_idx.to_numpy()), torch.tensor(pairs.item_idx.to_numpy()))
+    assert pred.shape == (7,) and torch.allclose(pred, torch.full((7,), mu, dtype=torch.float32))
+    scores = model.score([0, 5])
+    assert scores.shape == (2, planted.n_items) and torch.all(scores == pred[0])
+    # rating_metrics reads it through predict: RMSE/MAE against the numpy formulas
+    got = rating_metrics(model, planted)
+    err = planted.test["rating"].to_numpy() - mu
+    assert got["rmse"] == pytest.approx(np.sqrt((err**2).mean()), abs=1e-5)
+    assert got["mae"] == pytest.approx(np.abs(err).mean(), abs=1e-5)
+    with pytest.raises(ValueError, match="pair up"):
+        model.predict(torch.tensor([0, 1]), torch.tensor([0]))
+    no_ratings = Split(planted.train.assign(rating=np.nan), planted.test, planted.users, planted.items, planted.items_frame)
+    with pytest.raises(ValueError, match="no training ratings"):
+        GlobalMean().fit(no_ratings)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        GlobalMean().score()
