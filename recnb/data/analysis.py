@@ -109,7 +109,9 @@ def activity_over_time(data: RecData, freq: str = "D", window: int | None = None
     inter = data.interactions
     period = inter[TIME].dt.to_period(freq).dt.start_time
     counts = inter.groupby([period, EVENT]).size().unstack(fill_value=0).rename_axis(index=TIME, columns=EVENT)
-    counts = counts.asfreq(freq, fill_value=0) if len(counts) > 1 and freq == "D" else counts
+    if len(counts):  # every period from the first to the last, empty ones as 0: rolling never spans a gap
+        periods = pd.period_range(counts.index.min(), counts.index.max(), freq=freq)
+        counts = counts.reindex(periods.start_time.rename(TIME), fill_value=0)
     return counts.rolling(window).mean() if window else counts
 
 
@@ -176,7 +178,7 @@ def overview(data: RecData) -> pd.Series:
             "interactions": len(data.interactions),
             "distinct user-item pairs": pairs,
             "density": pairs / (len(data.users) * len(data.items)),
-            "sparsity": 1 - pairs / (len(data.users) * len(data.items)),
+            "sparsity": sparsity(data),
             "first event": t.min(),
             "last event": t.max(),
         },

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from recnb.data.schema import EVENT, ITEM, RATING, TIME, USER, RecData
-from recnb.data.validation import EARLIEST, coerce_numeric, coerce_time
+from recnb.data.validation import EARLIEST, coerce_numeric, coerce_time, time_bounds
 
 STEPS = ("duplicates", "missing", "out_of_range", "unknown_ids", "bots")
 AUDIT_COLUMNS = ["step", "table", "rows_before", "rows_after", "changed", "why"]
@@ -87,8 +87,7 @@ def clean(
         raise ValueError(f"unknown cleaning step(s) {unknown}: expected some of {list(STEPS)}")
     inter, items, users = data.interactions.copy(), data.items.copy(), data.users.copy()
     audit = _Audit()
-    lo = pd.Timestamp(time_range[0]) if time_range[0] is not None else pd.Timestamp.min
-    hi = pd.Timestamp(time_range[1]) if time_range[1] is not None else pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
+    lo, hi = time_bounds(time_range)
 
     if "duplicates" in steps:
         inter = audit.drop("duplicates", "interactions", inter, inter.duplicated(), "exact copy of an earlier event")

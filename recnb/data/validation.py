@@ -68,8 +68,25 @@ class DataValidationError(ValueError):
 
 
 def coerce_numeric(values: pd.Series) -> pd.Series:
-    """``values`` as float64; anything that is not a number becomes NaN."""
-    return pd.to_numeric(values, errors="coerce").astype(float) if values.dtype == object else values.astype(float)
+    """``values`` as float64; anything that is not a number becomes NaN.
+
+    Any non-numeric dtype (object, pandas ``"string"``, categorical...) goes through
+    ``pd.to_numeric(errors="coerce")``, so bad values become NaN for the checks to report with
+    their column and rows instead of raising here.
+    """
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype(float)
+    return pd.to_numeric(values.astype(object), errors="coerce").astype(float)
+
+
+def time_bounds(time_range: tuple[pd.Timestamp | str | None, pd.Timestamp | str | None]
+                ) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``time_range`` as two timestamps: ``None`` below is ``Timestamp.min``, ``None`` above is the
+    start of tomorrow (today's midnight + 1 day), so every event of today is inside."""
+    lo = pd.Timestamp(time_range[0]) if time_range[0] is not None else pd.Timestamp.min
+    hi = pd.Timestamp(time_range[1]) if time_range[1] is not None else \
+        pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
+    return lo, hi
 
 
 def coerce_time(values: pd.Series) -> pd.Series:
@@ -165,8 +182,7 @@ def validate(
         name = ", ".join(sources[t] for t in TABLES if t in source)
     formats = formats or {}
     unit = "line" if line_numbers else "row"
-    lo = pd.Timestamp(time_range[0]) if time_range[0] is not None else pd.Timestamp.min
-    hi = pd.Timestamp(time_range[1]) if time_range[1] is not None else pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
+    lo, hi = time_bounds(time_range)
 
     problems: list[Problem] = []
     ids: dict[str, pd.Series] = {}
@@ -202,7 +218,7 @@ def validate(
                 check.flag(frame, price < 0, "price", "a price >= 0", show="price")
         else:
             known = {}
-            for column, table_of in ((USER, "users"), (ITEM, "items")):
+            for column in (USER, ITEM):
                 if column in frame.columns:
                     known[column] = check.ids(frame, column, unique=False)
             if TIME in frame.columns:

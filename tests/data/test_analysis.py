@@ -80,6 +80,29 @@ def test_activity_over_time_counts_events_per_day(tiny):
     assert smooth.loc[pd.Timestamp("2024-01-02"), "view"] == pytest.approx((1 + 1) / 2)
 
 
+def test_activity_over_time_fills_empty_weeks_before_smoothing(make_frame, tiny):
+    nan = np.nan
+    # weeks start on Monday; 2024-01-01 is a Monday. Views: week of Jan 1: 3, Jan 8: none, Jan 15: 1,
+    # Jan 22: 2.
+    inter = make_frame(
+        [
+            (1, 10, "2024-01-01 10:00", "view", nan, 1),
+            (1, 20, "2024-01-03 10:00", "view", nan, 1),
+            (2, 10, "2024-01-07 23:00", "view", nan, 2),
+            (2, 20, "2024-01-16 10:00", "view", nan, 3),
+            (3, 10, "2024-01-22 10:00", "view", nan, 4),
+            (3, 20, "2024-01-28 10:00", "view", nan, 4),
+        ]
+    )
+    data = type(tiny)("gap", inter, tiny.items, tiny.users)
+    weekly = activity_over_time(data, "W")
+    assert list(weekly.index) == list(pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"]))
+    assert weekly["view"].tolist() == [3, 0, 1, 2]  # the empty week is a row of 0
+    smooth = activity_over_time(data, "W", window=2)["view"].tolist()
+    assert np.isnan(smooth[0])
+    assert smooth[1:] == pytest.approx([(3 + 0) / 2, (0 + 1) / 2, (1 + 2) / 2])  # never across the gap
+
+
 def test_quality_report_counts_missing_values(tiny):
     inter = tiny.interactions.copy()
     inter.loc[[0, 1], "event"] = None

@@ -145,6 +145,6 @@ def test_a_real_trainer_gets_new_negatives_each_epoch_and_the_same_per_run(split
             model, datamodule=InteractionDataModule(split, batch_size=256, n_neg=2, seed=0)
         )
         runs.append([torch.cat(epoch) for epoch in model.negatives])
-    assert len(runs[0]) == 2
+    assert len(runs[0]) == len(runs[1]) == 2
     assert not torch.equal(runs[0][0], runs[0][1])
     assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1]))

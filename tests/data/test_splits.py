@@ -101,12 +101,18 @@ def test_time_cut_by_timestamp_and_quantile(tiny):
     assert s.cold_items.tolist() == [2]  # item 30 (index 2) is first interacted with after the cut
     q = time_cut(tiny, at=0.5)
     cut = tiny.interactions["timestamp"].quantile(0.5)
-    assert (q.train["timestamp"] < cut).all() and len(q.train) + len(q.test) > 0
+    # 10 timestamps: the median lies halfway between the 5th (Jan 3 08:00) and 6th (Jan 4 08:00)
+    assert cut == pd.Timestamp("2024-01-03 20:00")
+    assert (q.train["timestamp"] < cut).all() and (q.test["timestamp"] >= cut).all()
+    # before the cut 5 events, 3 pairs; after it 5 events, 5 pairs, of which (1, 10) is a repeat
+    assert pairs(q.train) == {(1, 10), (1, 20), (2, 20)} and len(q.train) == 3
+    assert pairs(q.test) == {(1, 30), (2, 30), (2, 40), (3, 40)} and len(q.test) == 4
+    assert len(q.train) + len(q.test) == len(positives(tiny.interactions))  # 7 pairs, each on one side
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         time_cut(tiny, at=1.5)
 
 
-def test_holdout_validation_splits_train_only(tiny):
+def test_holdout_validation_splits_train_only():
     data = make_shop(n_users=40, n_items=30, n_categories=4, n_interactions=1500, seed=0)
     s = random_holdout(data, seed=0)
     v = holdout_validation(s, ratio=0.25, seed=0)

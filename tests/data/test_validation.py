@@ -6,7 +6,15 @@ import pytest
 
 from recnb.data import make_shop
 from recnb.data.schema import RecData
-from recnb.data.validation import DataValidationError, Problem, coerce_time, problems_table, validate
+from recnb.data.validation import (
+    DataValidationError,
+    Problem,
+    coerce_numeric,
+    coerce_time,
+    problems_table,
+    time_bounds,
+    validate,
+)
 
 
 def test_clean_data_has_no_problem(tiny):
@@ -74,6 +82,23 @@ def test_non_integer_ids_missing_texts_and_bad_prices():
     assert str(problems[1]) == "items, column 'title', lines 1, 2: expected a non-empty text"
 
 
+def test_string_dtype_columns_are_reported_by_column_and_row():
+    got = coerce_numeric(pd.Series(["1.5", "x", None, "4"], dtype="string"))
+    assert got.dtype == np.float64
+    assert got[0] == 1.5 and np.isnan(got[1]) and np.isnan(got[2]) and got[3] == 4.0
+    items = pd.DataFrame({"item_id": ["1", "x", "3"], "title": "a", "category": "c", "text": "t",
+                          "price": ["1.0", "2.5", "cheap"]}).astype({"item_id": "string", "price": "string"})
+    problems = validate({"items": items}, raise_errors=False)
+    assert [(p.column, p.rows, p.expected, p.found) for p in problems] == [
+        ("item_id", (1,), "an integer id", "'x'"),
+        ("price", (2,), "a number", "'cheap'"),
+    ]
+    inter = pd.DataFrame({"user_id": [1, 2], "item_id": [1, 3], "timestamp": ["2024-01-01", "2024-01-02"],
+                          "event": "rate", "rating": pd.array(["4", "five"], dtype="string")})
+    with pytest.raises(DataValidationError, match=r"column 'rating', row 1: expected a number; found 'five'"):
+        validate({"interactions": inter})
+
+
 def test_problem_table_and_message_shorten_long_row_lists():
     p = Problem("f", "c", tuple(range(10, 22)), "x", "y", unit="line")
     assert str(p) == "f, column 'c', lines 10, 11, 12, 13, 14, ... (12 in all): expected x; found y"
@@ -105,6 +130,15 @@ def test_coerce_time_reads_seconds_and_text():
     got = coerce_time(pd.Series(["881250949", "x", None]))
     assert got[0] == pd.Timestamp("1997-12-04 15:55:49") and got[1:].isna().all()
     assert coerce_time(pd.Series(["2024-01-02", "nope"])).tolist()[0] == pd.Timestamp("2024-01-02")
+
+
+def test_time_bounds_default_to_the_start_of_tomorrow():
+    before = pd.Timestamp.now().normalize()
+    lo, hi = time_bounds(("2000-01-01", None))
+    after = pd.Timestamp.now().normalize()  # the two differ only if midnight passed in between
+    assert lo == pd.Timestamp("2000-01-01")
+    assert hi in {before + pd.Timedelta(days=1), after + pd.Timedelta(days=1)}
+    assert time_bounds((None, "2024-05-06")) == (pd.Timestamp.min, pd.Timestamp("2024-05-06"))
 
 
 def test_unknown_table_is_refused():
