@@ -126,3 +126,47 @@ def _topk_stable(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     vals = torch.gather(s, 1, cols)
     order = torch.sort(vals, dim=1, descending=True, stable=True).indices
     return torch.gather(vals, 1, order), torch.gather(cols, 1, order)
+
+
+def keep_top_k_per_row(sim: torch.Tensor, k: int | None, exclude_diagonal: bool = True) -> torch.Tensor:
+    """Keep each row's ``k`` largest off-diagonal entries of ``sim``; every other entry is set to 0.
+
+    ``sim``: ``(n, m)`` (square when ``exclude_diagonal``); ``k``: how many to keep per row
+    (``None``: all of them; ``k`` larger than the row keeps the whole row). The entries are chosen
+    by :func:`rank`: largest first, ties to the lower column index, so a negative entry is kept
+    when the row has fewer than ``k`` larger ones. With ``exclude_diagonal`` (a row is never its
+    own neighbour) the diagonal is never kept and is 0 in the result. Returns a new tensor of
+    ``sim``'s shape and dtype, no longer symmetric in general.
+    """
+    if sim.ndim != 2:
+        raise ValueError(f"sim must be a 2-D (n, m) matrix, got shape {tuple(sim.shape)}")
+    if k is not None and k < 0:
+        raise ValueError(f"k must be None or >= 0, got {k}")
+    n, m = sim.shape
+    if exclude_diagonal and n != m:
+        raise ValueError(f"exclude_diagonal needs a square matrix, got shape {tuple(sim.shape)}")
+    exclude = torch.eye(n, dtype=torch.bool) if exclude_diagonal else None
+    top = rank(sim, k=k, exclude=exclude)  # k=None or k > m: the whole row, diagonal excluded
+    kept = top.indices != PAD
+    rows = torch.arange(n).unsqueeze(1).expand_as(top.indices)
+    out = torch.zeros_like(sim)
+    out[rows[kept], top.indices[kept]] = top.scores[kept].to(sim.dtype)
+    return out
+
+
+def item_indices(values: Sequence[int] | np.ndarray | torch.Tensor, n_items: int, name: str = "items") -> torch.Tensor:
+    """``values`` as a 1-D int64 tensor of indices in ``0..n_items-1``; raises naming ``name`` otherwise.
+
+    Negative indices are refused rather than counted from the end (``-1`` is ``PAD`` here, never
+    "the last item"). ``TypeError`` for booleans or floats, ``IndexError`` for an index out of range.
+    """
+    idx = torch.as_tensor(np.asarray(values)).reshape(-1)
+    if idx.numel() == 0:
+        return idx.long()
+    if idx.dtype == torch.bool or torch.is_floating_point(idx) or torch.is_complex(idx):
+        raise TypeError(f"{name} must hold integer item indices, got dtype {idx.dtype}")
+    idx = idx.long()
+    if (idx.min() < 0 or idx.max() >= n_items):
+        bad = idx[(idx < 0) | (idx >= n_items)][0].item()
+        raise IndexError(f"{name} holds item index {bad}, outside 0..{n_items - 1}")
+    return idx

@@ -21,10 +21,10 @@ stops at the raw sum (``Z = 1``); ``normalise`` picks ``Z``:
   is 1 for every item, so use it with ``values="rating"`` only.
 
 ``neighbours=k`` keeps, for each item ``i``, only its ``k`` most similar *other* items (ties to the
-lower index): ``sim(i, j) = 0`` for the rest. ``method="profile"`` scores with a user profile
-instead, ``score(u, i) = cos(p_u, F_i)`` with ``p_u = Σ_j R_uj F_j``; for unit-norm ``F`` that is
-the ``"count"`` score times ``|N_u| / ‖p_u‖`` -- the same ranking, for ``O(d)`` per item instead
-of ``O(|N_u|)``.
+lower index; :func:`recnb.math.ranking.keep_top_k_per_row`): ``sim(i, j) = 0`` for the rest.
+``method="profile"`` scores with a user profile instead, ``score(u, i) = cos(p_u, F_i)`` with
+``p_u = Σ_j R_uj F_j``; for unit-norm ``F`` that is the ``"count"`` score times ``|N_u| / ‖p_u‖``
+-- the same ranking, for ``O(d)`` per item instead of ``O(|N_u|)``.
 
 No interaction data is needed about item ``i`` itself: an item nobody has bought yet is scored
 from its text alone, which is what collaborative filtering cannot do (the cold-start item).
@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from recnb.data.schema import Split
-from recnb.math.ranking import Ranking, rank
+from recnb.math.ranking import Ranking, item_indices, keep_top_k_per_row, rank
 from recnb.math.similarity import all_vs_all, normalize_rows
 from recnb.models.base import Recommender, Users, as_user_tensor
 from recnb.models.text_encoder import Encoder, TextEncoder, TfidfEncoder
@@ -79,21 +79,6 @@ def item_texts(split: Split, column: str = "text") -> list[str]:
             f"items_frame column {column!r} must hold strings; {len(bad)} rows do not, e.g. item ids {ids}"
         )
     return values
-
-
-def keep_neighbours(similarity: torch.Tensor, k: int) -> torch.Tensor:
-    """Row ``i`` keeps its ``k`` largest entries off the diagonal (ties to the lower index), 0 elsewhere.
-
-    ``similarity``: ``(n, n)``. Returns ``(n, n)``, no longer symmetric in general.
-    """
-    n = similarity.shape[0]
-    if k < 0:
-        raise ValueError(f"neighbours must be >= 0, got {k}")
-    top = rank(similarity, k=min(k, n - 1), exclude=torch.eye(n, dtype=torch.bool))
-    out = torch.zeros_like(similarity)
-    rows = torch.arange(n).unsqueeze(1).expand_as(top.indices)
-    out[rows, top.indices] = top.scores
-    return out
 
 
 class ContentRecommender(Recommender):
@@ -155,7 +140,7 @@ class ContentRecommender(Recommender):
         emb = self.encoder.encode(texts).to(torch.float32)
         self.item_embeddings_ = normalize_rows(emb)
         sim = all_vs_all(self.item_embeddings_, self.item_embeddings_)
-        self.similarity_ = keep_neighbours(sim, self.neighbours) if self.neighbours is not None else sim
+        self.similarity_ = keep_top_k_per_row(sim, self.neighbours) if self.neighbours is not None else sim
         self.ratings_ = split.train_matrix(self.values)
         return self
 
@@ -177,7 +162,7 @@ class ContentRecommender(Recommender):
     def similar_items(self, items: torch.Tensor | np.ndarray | list[int], k: int = 5) -> Ranking:
         """The ``k`` items most similar to each of ``items`` (itself excluded): ``Ranking`` ``(len(items), k)``."""
         self._check_fitted()
-        idx = torch.as_tensor(np.asarray(items), dtype=torch.long).reshape(-1)
+        idx = item_indices(items, self.n_items_, "items")
         sims = self.similarity_[idx]
         own = torch.zeros_like(sims, dtype=torch.bool)
         own[torch.arange(len(idx)), idx] = True

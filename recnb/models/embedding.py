@@ -62,7 +62,7 @@ class EmbeddingRecommender(LightningRecommender):
     initialisation; ``max_epochs``; ``batch_size``; ``sampler`` of negatives (``"uniform"`` or
     ``"popularity"``); ``seed`` (initialisation, batch order and negatives); ``progress``.
 
-    The embedding tables are created, with the split's sizes, by :meth:`datamodule` (which
+    The embedding tables are created, with the split's sizes, by :meth:`build` (which
     :meth:`fit` calls), from a generator seeded with ``seed``: the same seed gives the same model.
     """
 

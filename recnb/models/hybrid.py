@@ -27,7 +27,7 @@ import torch
 
 from recnb.data.schema import Split
 from recnb.math.blend import METHODS, blend, normalise
-from recnb.math.ranking import rank
+from recnb.math.ranking import item_indices, rank
 from recnb.metrics import RANKING_FUNCTIONS, RANKING_METRICS, mean, relevance
 from recnb.models.base import Recommender, Users, as_user_tensor
 
@@ -67,7 +67,7 @@ def alpha_curve(
     rel = relevance(split, u)
     if relevant_items is not None:
         only = torch.zeros(split.n_items, dtype=torch.bool)
-        only[torch.as_tensor(np.asarray(relevant_items), dtype=torch.long)] = True
+        only[item_indices(relevant_items, split.n_items, "relevant_items")] = True
         rel &= only
     keep = rel.any(dim=1).numpy()
     u, rel = u[keep], rel[torch.as_tensor(keep)]

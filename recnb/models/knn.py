@@ -18,8 +18,10 @@ i.e. rows of ``R^T``, for :class:`ItemKNN`):
 
 **Shrinkage** ``λ`` damps similarities resting on little evidence: ``s' = s · n_ab / (n_ab + λ)``
 with ``n_ab = |I_ab|`` (co-interacted columns). **Neighbours** ``k``: each row keeps its ``k`` most
-similar other rows (one global neighbourhood per user or item, as in most implementations); the
-rest are set to 0, and a row is never its own neighbour.
+similar other rows (one global neighbourhood per user or item, as in most implementations), ties
+to the lower index, negative similarities included when fewer than ``k`` are larger
+(:func:`recnb.math.ranking.keep_top_k_per_row`); the rest are set to 0, and a row is never its own
+neighbour.
 
 **Prediction.** On binary data (``values="binary"``), the score is a similarity-weighted vote::
 
@@ -54,7 +56,7 @@ import numpy as np
 import torch
 
 from recnb.data.schema import Split
-from recnb.math.ranking import rank
+from recnb.math.ranking import keep_top_k_per_row, rank
 from recnb.math.similarity import all_vs_all
 from recnb.models.base import Recommender, Users, as_user_tensor
 
@@ -107,19 +109,6 @@ def shrink(sim: torch.Tensor, n_common: torch.Tensor, shrinkage: float) -> torch
     if shrinkage == 0:
         return sim
     return sim * n_common / (n_common + shrinkage)
-
-
-def keep_top_neighbours(sim: torch.Tensor, k: int | None) -> torch.Tensor:
-    """Zero the diagonal, then keep each row's ``k`` largest similarities (``None``: keep all)."""
-    if k is not None and k <= 0:
-        raise ValueError(f"neighbours must be a positive integer or None, got {k}")
-    sim = sim.clone()
-    sim.fill_diagonal_(0.0)
-    if k is None or k >= sim.shape[1] - 1:
-        return sim
-    idx = torch.topk(sim, k, dim=1).indices
-    kept = torch.zeros_like(sim)
-    return kept.scatter_(1, idx, torch.gather(sim, 1, idx))
 
 
 def neighbour_category_share(
@@ -234,7 +223,7 @@ class UserKNN(_NeighbourhoodCF):
     def fit(self, split: Split) -> Self:
         self._fit_matrices(split)
         sim = similarity(self.ratings_, self.observed_, self.similarity, self.values, self.shrinkage)
-        self.weights_ = keep_top_neighbours(sim, self.neighbours)  # W[u, v], (n_users, n_users)
+        self.weights_ = keep_top_k_per_row(sim, self.neighbours)  # W[u, v], (n_users, n_users)
         if self.values == "rating":
             self.means_ = self._row_means(dim=1)
             self.deviations_ = (self.ratings_ - self.means_[:, None]) * self.observed_  # r_vi - r̄_v
@@ -258,7 +247,7 @@ class ItemKNN(_NeighbourhoodCF):
     def fit(self, split: Split) -> Self:
         self._fit_matrices(split)
         sim = similarity(self.ratings_.T, self.observed_.T, self.similarity, self.values, self.shrinkage)
-        self.weights_ = keep_top_neighbours(sim, self.neighbours)  # W[i, j], (n_items, n_items)
+        self.weights_ = keep_top_k_per_row(sim, self.neighbours)  # W[i, j], (n_items, n_items)
         if self.values == "rating":
             self.means_ = self._row_means(dim=0)
             self.deviations_ = (self.ratings_ - self.means_[None, :]) * self.observed_  # r_uj - r̄_j

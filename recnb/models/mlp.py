@@ -21,10 +21,12 @@ the prediction is confidently wrong, which is why cross-entropy is used.
 
 from __future__ import annotations
 
+import math
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 from recnb.data.datamodule import InteractionDataModule
 from recnb.data.schema import Split
@@ -59,20 +61,32 @@ class MLPRecommender(LightningRecommender):
         self.save_hyperparameters()
 
     def build(self, split: Split) -> None:
-        """Embeddings and layers for ``split``'s sizes, initialised from ``seed``."""
+        """Embeddings and layers for ``split``'s sizes, initialised from ``seed``.
+
+        The modules are created uninitialised (``torch.nn.utils.skip_init``) and then drawn from a
+        local ``torch.Generator`` seeded with ``seed``, so building neither reads nor resets the
+        global random state. Embeddings start ``N(0, 0.1²)``; each ``Linear`` gets PyTorch's own
+        default (``kaiming_uniform_(a=√5)`` weights, biases ``U(-1/√fan_in, 1/√fan_in)``).
+        """
         hp = self.hparams
-        torch.manual_seed(hp.seed)
-        self.user_emb = nn.Embedding(split.n_users, hp.dim)
-        self.item_emb = nn.Embedding(split.n_items, hp.dim)
-        nn.init.normal_(self.user_emb.weight, std=0.1)
-        nn.init.normal_(self.item_emb.weight, std=0.1)
+        g = torch.Generator().manual_seed(hp.seed)
+        self.user_emb = skip_init(nn.Embedding, split.n_users, hp.dim)
+        self.item_emb = skip_init(nn.Embedding, split.n_items, hp.dim)
         layers: list[nn.Module] = []
         width = 2 * hp.dim
         for h in hp.hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
+            layers += [skip_init(nn.Linear, width, h), nn.ReLU()]
             width = h
-        layers.append(nn.Linear(width, 1))
+        layers.append(skip_init(nn.Linear, width, 1))
         self.mlp = nn.Sequential(*layers)
+        with torch.no_grad():
+            nn.init.normal_(self.user_emb.weight, std=0.1, generator=g)
+            nn.init.normal_(self.item_emb.weight, std=0.1, generator=g)
+            for layer in self.mlp:
+                if isinstance(layer, nn.Linear):
+                    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=g)
+                    bound = 1 / math.sqrt(layer.in_features)
+                    nn.init.uniform_(layer.bias, -bound, bound, generator=g)
 
     def logits(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """``s_ui`` for paired ``users``, ``items`` of the same shape (any): same shape."""

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from recnb.math.ranking import PAD, Ranking, rank
+from recnb.math.ranking import PAD, Ranking, item_indices, keep_top_k_per_row, rank
 
 
 def expected_ranking(s: np.ndarray, k: int | None, excluded: np.ndarray | None = None, threshold=None) -> np.ndarray:
@@ -156,3 +156,62 @@ def test_input_is_not_modified():
     before = s.clone()
     rank(s, k=2, exclude=[[0]], threshold=0.15)
     assert torch.equal(s, before)
+
+
+def test_keep_top_k_per_row_by_hand_with_negatives_and_ties():
+    sim = torch.tensor(
+        [
+            [1.0, -0.5, -0.2, -0.9],  # all neighbours negative: the least negative is kept, not the row itself
+            [0.3, 1.0, 0.3, 0.3],  # a three-way tie: the lower indices 0 and 2 win
+            [0.1, 0.7, 1.0, 0.7],  # 0.7 tie at 1 and 3
+            [-0.4, 0.0, 0.0, 1.0],  # 0 entries tie: lower index 1 first
+        ]
+    )
+    before = sim.clone()
+    assert torch.equal(
+        keep_top_k_per_row(sim, 1),
+        torch.tensor([[0.0, 0, -0.2, 0], [0.3, 0, 0, 0], [0, 0.7, 0, 0], [0, 0, 0, 0]]),
+    )
+    assert torch.equal(
+        keep_top_k_per_row(sim, 2),
+        torch.tensor([[0.0, -0.5, -0.2, 0], [0.3, 0, 0.3, 0], [0, 0.7, 0, 0.7], [0, 0, 0, 0]]),
+    )
+    off_diagonal = sim - torch.diag(torch.diag(sim))
+    assert torch.equal(keep_top_k_per_row(sim, None), off_diagonal)
+    assert torch.equal(keep_top_k_per_row(sim, 10), off_diagonal)
+    assert torch.equal(keep_top_k_per_row(sim, 0), torch.zeros(4, 4))
+    # with the diagonal allowed, every row keeps itself first (1 is its largest entry)
+    assert torch.equal(keep_top_k_per_row(sim, 1, exclude_diagonal=False), torch.eye(4))
+    assert torch.equal(sim, before)  # input untouched
+    assert keep_top_k_per_row(sim.double(), 1).dtype == torch.float64
+
+
+def test_keep_top_k_per_row_matches_a_reference_loop():
+    g = torch.Generator().manual_seed(0)
+    sim = torch.randint(-3, 4, (9, 9), generator=g).double()  # many ties, many negatives
+    for k in (1, 3, 8):
+        want = torch.zeros_like(sim)
+        for i in range(9):
+            others = [j for j in np.argsort(-sim[i].numpy(), kind="stable") if j != i][:k]
+            want[i, others] = sim[i, others]
+        assert torch.equal(keep_top_k_per_row(sim, k), want)
+
+
+def test_keep_top_k_per_row_rejects_bad_input():
+    with pytest.raises(ValueError, match="k must be None or >= 0"):
+        keep_top_k_per_row(torch.eye(3), -1)
+    with pytest.raises(ValueError, match="square"):
+        keep_top_k_per_row(torch.zeros(2, 3), 1)
+    with pytest.raises(ValueError, match="NaN"):
+        keep_top_k_per_row(torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), 1)
+
+
+def test_item_indices_refuses_negative_and_out_of_range():
+    assert item_indices(np.array([2, 0]), 3).tolist() == [2, 0]
+    assert item_indices([], 3).tolist() == []
+    with pytest.raises(IndexError, match=r"shelf holds item index -1, outside 0..2"):
+        item_indices([0, -1], 3, "shelf")
+    with pytest.raises(IndexError, match="items holds item index 3"):
+        item_indices(torch.tensor([3]), 3)
+    with pytest.raises(TypeError, match="integer"):
+        item_indices([0.5], 3)

@@ -13,7 +13,6 @@ from recnb.models.content import (
     ContentRecommender,
     category_cosine,
     intra_inter_cosine,
-    keep_neighbours,
     knn_category_accuracy,
     make_encoder,
 )
@@ -97,13 +96,6 @@ def test_user_without_history_scores_zero() -> None:
         assert torch.equal(scores, torch.zeros(1, 4))
 
 
-def test_keep_neighbours_by_hand() -> None:
-    sim = torch.tensor([[1.0, 0.2, 0.9, 0.5], [0.2, 1.0, 0.2, 0.3], [0.9, 0.2, 1.0, 0.1], [0.5, 0.3, 0.1, 1.0]])
-    expected = torch.tensor([[0.0, 0.0, 0.9, 0.5], [0.2, 0.0, 0.0, 0.3], [0.9, 0.2, 0.0, 0.0], [0.5, 0.3, 0.0, 0.0]])
-    assert torch.equal(keep_neighbours(sim, 2), expected)  # row 1: tie 0.2/0.2 goes to item 0
-    assert torch.equal(keep_neighbours(sim, 10), sim - torch.eye(4))
-
-
 def test_neighbours_restrict_the_sum() -> None:
     model = ContentRecommender(TableEncoder(VECS), neighbours=1, normalise="none").fit(make_split(ITEMS, TRAIN))
     sim = hand_cosines()
@@ -144,6 +136,14 @@ def test_similar_items_excludes_itself() -> None:
     for row, i in enumerate((0, 3)):
         order = [j for j in np.argsort(-sim[i], kind="stable") if j != i][:2]
         assert top.indices[row].tolist() == order
+
+
+
+def test_similar_items_rejects_indices_out_of_range() -> None:
+    model = ContentRecommender(TableEncoder(VECS)).fit(make_split(ITEMS, TRAIN))
+    for bad in ([0, -1], [4]):  # 4 items: -1 must not mean "the last one"
+        with pytest.raises(IndexError, match="items holds item index"):
+            model.similar_items(bad, k=2)
 
 
 @pytest.fixture(scope="module")

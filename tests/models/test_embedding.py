@@ -53,6 +53,11 @@ def test_loss_dispatch_matches_recnb_math():
     # BCE averages the 1 + k terms of each row that negative sampling sums
     assert EmbeddingRecommender(loss="bce").loss(pos, neg).item() == pytest.approx(ns.item() / 4, rel=1e-6)
     assert EmbeddingRecommender(loss="positive_only").loss(pos, neg).item() == pytest.approx(positive_only_loss(pos).item())
+    # BPR (the default): -mean over the B x 3 pairs of log σ(s_pos - s_neg), by hand in numpy
+    diff = pos.numpy()[:, None] - neg.numpy()
+    bpr = -np.mean(np.log(1.0 / (1.0 + np.exp(-diff))))
+    assert EmbeddingRecommender(loss="bpr").loss(pos, neg).item() == pytest.approx(bpr, rel=1e-5)
+    assert EmbeddingRecommender().loss(pos, neg).item() == pytest.approx(bpr, rel=1e-5)
 
 
 def test_history_has_the_curves_notebook_02_plots(tiny):

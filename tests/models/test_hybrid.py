@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from recnb.data.schema import Split
+from recnb.data.schema import IdIndex, Split
 from recnb.data.splits import holdout_validation, random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.math.blend import normalise
@@ -14,7 +15,37 @@ from recnb.metrics import evaluate
 from recnb.data.splits import hold_out_items
 from recnb.models.hybrid import HybridRecommender, alpha_curve
 from recnb.models.knn import ItemKNN, UserKNN
+from recnb.models.base import Recommender
 from recnb.models.popularity import PopularityRecommender
+
+
+def hand_split(train: list[tuple[int, int]], test: list[tuple[int, int]], n_users: int, n_items: int) -> Split:
+    """A Split from (user, item) pairs given in index space (ids = indices)."""
+
+    def frame(rows: list[tuple[int, int]]) -> pd.DataFrame:
+        u = np.array([r[0] for r in rows], dtype=np.int64)
+        i = np.array([r[1] for r in rows], dtype=np.int64)
+        return pd.DataFrame({"user_id": u, "item_id": i, "timestamp": pd.to_datetime([0] * len(rows)),
+                             "event": ["purchase"] * len(rows), "rating": np.nan, "user_idx": u, "item_idx": i})
+
+    items = pd.DataFrame({"item_id": np.arange(n_items), "title": "", "category": "", "text": ""})
+    return Split(train=frame(train), test=frame(test), users=IdIndex(np.arange(n_users)),
+                 items=IdIndex(np.arange(n_items)), items_frame=items)
+
+
+class FixedScores(Recommender):
+    """Gives every user the same score row: makes the blend's rankings known in advance."""
+
+    def __init__(self, row: list[float]) -> None:
+        self.row = torch.tensor(row)
+
+    def fit(self, split: Split) -> "FixedScores":
+        self.remember_split(split)
+        return self
+
+    def score(self, users=None) -> torch.Tensor:
+        u = torch.arange(self.n_users_) if users is None else torch.as_tensor(users).reshape(-1)
+        return self.row.expand(len(u), -1).clone()
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +100,42 @@ def test_select_alpha_maximises_the_validation_curve(split):
     hybrid = HybridRecommender(UserKNN(neighbours=20), PopularityRecommender())
     curve = hybrid.select_alpha(validation, grid=[0.0, 0.5, 0.9, 1.0], k=10)
     assert list(curve["alpha"]) == [0.0, 0.5, 0.9, 1.0]
-    assert hybrid.alpha == curve.loc[curve["value"].idxmax(), "alpha"]
     # the curve's endpoints are the components' own scores on the validation split
     pop = evaluate(PopularityRecommender().fit(validation), validation, k=10, metrics=("ndcg",))["ndcg@10"]
     knn = evaluate(UserKNN(neighbours=20).fit(validation), validation, k=10, metrics=("ndcg",))["ndcg@10"]
     assert curve["value"].iloc[0] == pytest.approx(pop, abs=1e-6)
     assert curve["value"].iloc[-1] == pytest.approx(knn, abs=1e-6)
+
+
+def test_select_alpha_picks_the_alpha_known_by_hand():
+    # one user, item 3 seen, item 1 relevant. Both rows already span [0, 1] (minmax leaves them):
+    #   cf = (1, .6, 0, .5), cb = (0, .6, 1, .5) -> blend(α) = (α, .6, 1 - α, excluded)
+    # top 1: α = 0 -> item 2, α = .5 -> item 1 (.6 > .5), α = 1 -> item 0: only α = .5 finds item 1
+    validation = hand_split(train=[(0, 3)], test=[(0, 1)], n_users=1, n_items=4)
+    hybrid = HybridRecommender(FixedScores([1.0, 0.6, 0.0, 0.5]), FixedScores([0.0, 0.6, 1.0, 0.5]), alpha=0.0)
+    curve = hybrid.select_alpha(validation, grid=[1.0, 0.0, 0.5], k=1)
+    assert list(curve["alpha"]) == [0.0, 0.5, 1.0]
+    assert list(curve["value"]) == [0.0, 1.0, 0.0]
+    assert hybrid.alpha == 0.5
+    # a flat curve: the tie goes to the smallest α
+    flat = HybridRecommender(FixedScores([1.0, 0.6, 0.0, 0.5]), FixedScores([0.0, 0.6, 1.0, 0.5]), alpha=1.0)
+    curve = flat.select_alpha(hand_split([(0, 3)], [(0, 2)], 1, 4), grid=[0.5, 1.0], k=1)
+    assert list(curve["value"]) == [0.0, 0.0] and flat.alpha == 0.5
+
+
+def test_per_segment_alpha_known_by_hand():
+    # rows cf = (1, 0, .8, .5, .5), cb = (0, 1, .8, .5, .5) for everyone -> blend(α) = (α, 1 - α, .8, .5, .5)
+    # top 1 over unseen items: α = 0 -> item 1, α = .5 -> item 2, α = 1 -> item 0.
+    # warm user 0 (items 3, 4 seen) wants item 0: α = 1; cold user 1 (item 4 seen) wants item 1: α = 0
+    validation = hand_split(train=[(0, 3), (0, 4), (1, 4)], test=[(0, 0), (1, 1)], n_users=2, n_items=5)
+    cf, cb = FixedScores([1.0, 0.0, 0.8, 0.5, 0.5]), FixedScores([0.0, 1.0, 0.8, 0.5, 0.5])
+    hybrid = HybridRecommender(cf, cb, alpha=0.5, cold_alpha=0.5, cold_threshold=2)
+    curve = hybrid.select_alpha(validation, grid=[0.0, 0.5, 1.0], k=1, per_segment=True)
+    assert curve[curve["segment"] == "warm"]["value"].tolist() == [0.0, 0.0, 1.0]
+    assert curve[curve["segment"] == "cold"]["value"].tolist() == [1.0, 0.0, 0.0]
+    assert (hybrid.alpha, hybrid.cold_alpha) == (1.0, 0.0)
+    # and the blend then serves each user their own item
+    assert hybrid.recommend(k=1).indices.tolist() == [[0], [1]]
 
 
 def test_per_segment_alpha_uses_cold_alpha_for_light_users(split):
@@ -86,11 +147,6 @@ def test_per_segment_alpha_uses_cold_alpha_for_light_users(split):
     got = hybrid.recommend(k=10).indices
     assert torch.equal(got[~cold], cf.recommend(k=10).indices[~cold])
     assert torch.equal(got[cold], cb.recommend(k=10).indices[cold])
-    curve = hybrid.select_alpha(holdout_validation(split, 0.25, seed=0), grid=[0.0, 1.0], per_segment=True)
-    assert set(curve["segment"]) == {"warm", "cold"}
-    for segment, attr in (("warm", "alpha"), ("cold", "cold_alpha")):
-        part = curve[curve["segment"] == segment].reset_index()
-        assert getattr(hybrid, attr) == part.loc[part["value"].idxmax(), "alpha"]
 
 
 def test_alpha_curve_rejects_unknown_metric(split):
@@ -119,3 +175,10 @@ def test_alpha_curve_relevant_items_counts_only_those(split):
     rel = (fresh.test_matrix() & ~fresh.seen_mask())[users][:, new]
     assert curve["users"].iloc[0] == int(rel.any(dim=1).sum())
     assert curve["value"].iloc[0] < 0.05
+
+
+def test_alpha_curve_rejects_relevant_items_out_of_range(split):
+    cf = PopularityRecommender().fit(split)
+    for bad in ([0, -1], [split.n_items]):
+        with pytest.raises(IndexError, match="relevant_items holds item index"):
+            alpha_curve(cf, cf, split, grid=[1.0], relevant_items=bad)

@@ -12,13 +12,13 @@ from sklearn.metrics.pairwise import cosine_similarity
 from recnb.data.schema import IdIndex, Split
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
+from recnb.math.ranking import keep_top_k_per_row
 from recnb.metrics import evaluate
 from recnb.models.knn import (
     ItemKNN,
     UserKNN,
     corated_pearson_matrix,
     cosine_similarity_matrix,
-    keep_top_neighbours,
     neighbour_category_share,
     pearson_similarity_matrix,
     shrink,
@@ -59,6 +59,17 @@ def test_corated_pearson_equals_scipy_on_co_rated_items(seed):
     assert checked > 50
 
 
+def test_user_knn_keeps_a_negative_neighbour_not_itself():
+    # u0 (4, 2, ?), mean 3; u1 (1, 5, 4), mean 10/3; u2 (2, 4, 5), mean 11/3. On co-rated {0, 1}
+    # u0 deviates (1, -1), u1 (-2, 2), u2 (-1, 1): sim(0, 1) = sim(0, 2) = -1, a tie.
+    # neighbours=1 keeps u1 (the lower index) -- not u0 itself with the zeroed diagonal -- so
+    # r̂_02 = 3 + (-1)(4 - 10/3) / |-1| = 7/3 (the row's own mean 3 if no neighbour were kept)
+    split = _rating_split([[4, 2, 0], [1, 5, 4], [2, 4, 5]])
+    model = UserKNN(similarity="pearson", neighbours=1, values="rating").fit(split)
+    assert model.weights_[0].tolist() == pytest.approx([0.0, -1.0, 0.0])
+    assert model.score([0])[0, 2].item() == pytest.approx(7 / 3, abs=1e-6)
+
+
 def test_full_row_pearson_and_cosine_against_numpy_and_sklearn():
     x, _ = _random_ratings(7, density=0.4)
     x[3] = 0.0  # a zero row: cosine 0 with everything; constant row: pearson 0
@@ -73,7 +84,7 @@ def test_shrinkage_and_neighbour_pruning():
     s = torch.tensor([[1.0, 0.5, -0.8, 0.2], [0.5, 1.0, 0.1, 0.3], [-0.8, 0.1, 1.0, 0.9], [0.2, 0.3, 0.9, 1.0]])
     n = torch.tensor([[4.0, 2, 3, 0]] * 4)
     assert torch.allclose(shrink(s, n, 2.0)[0], torch.tensor([1 * 4 / 6, 0.5 * 2 / 4, -0.8 * 3 / 5, 0.0]))
-    kept = keep_top_neighbours(s, 1)
+    kept = keep_top_k_per_row(s, 1)
     assert torch.equal(kept, torch.tensor([[0, 0.5, 0, 0], [0.5, 0, 0, 0], [0, 0, 0, 0.9], [0, 0, 0.9, 0]]))
     with pytest.raises(ValueError, match="shrinkage"):
         shrink(s, n, -1.0)

@@ -55,3 +55,33 @@ def test_bad_parameters_raise():
         MLPRecommender(n_neg=0)
     with pytest.raises(ValueError, match="hidden"):
         MLPRecommender(hidden=(0,))
+
+
+def test_build_is_seeded_locally_and_leaves_the_global_rng_alone(shop_split):
+    def params(seed):
+        model = MLPRecommender(dim=4, hidden=(8,), seed=seed)
+        model.build(shop_split)
+        return [p.detach().clone() for p in model.parameters()]
+
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a = params(7)
+    assert torch.equal(torch.rand(3), expected_next)  # build neither reset nor consumed the global RNG
+    b, c = params(7), params(8)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+    # embeddings ~ N(0, 0.1²); Linear weights and biases within PyTorch's default ±1/sqrt(fan_in)
+    user, item, w1, b1, w2, b2 = a
+    assert 0.05 < float(user.std()) < 0.15 and 0.05 < float(item.std()) < 0.15
+    assert float(w1.abs().max()) <= 1 / 8**0.5 and float(b1.abs().max()) <= 1 / 8**0.5
+    assert float(w2.abs().max()) <= 1 / 8**0.5 and float(w2.abs().max()) > 0
+
+
+def test_same_seed_same_scores(shop_split):
+    kw = dict(dim=4, hidden=(8,), max_epochs=1, batch_size=512)
+    a = MLPRecommender(seed=1, **kw).fit(shop_split).score([0, 1, 2])
+    b = MLPRecommender(seed=1, **kw).fit(shop_split).score([0, 1, 2])
+    c = MLPRecommender(seed=2, **kw).fit(shop_split).score([0, 1, 2])
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
