@@ -425,3 +425,321 @@ def compare(
             row.pop("pairs", None)
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# --- Ranking quality over all items: per-user AUC and GAUC -------------------------------------
+
+
+def _rankable_masks(scores: torch.Tensor, relevant: torch.Tensor, exclude: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positives and negatives ``(U, n_items)`` bool among the rankable (not excluded) items."""
+    if scores.ndim != 2 or relevant.shape != scores.shape:
+        raise ValueError(
+            f"scores and relevant must both be (U, n_items); got shapes {tuple(scores.shape)} and {tuple(relevant.shape)}"
+        )
+    if relevant.dtype != torch.bool:
+        raise TypeError(f"relevant must be a bool mask, got dtype {relevant.dtype}")
+    if exclude is None:
+        exclude = torch.zeros_like(relevant)
+    elif exclude.shape != scores.shape or exclude.dtype != torch.bool:
+        raise ValueError(f"exclude must be a bool mask of shape {tuple(scores.shape)}, got {exclude.dtype} {tuple(exclude.shape)}")
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN; AUC needs comparable numbers")
+    return relevant & ~exclude, ~relevant & ~exclude
+
+
+def user_auc(scores: torch.Tensor, relevant: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-user ROC AUC of ``scores`` for telling ``relevant`` items from the others: ``(U,)`` float64.
+
+    Over each user's *rankable* items (not in ``exclude``, e.g. the training items), with
+    ``P_u`` the relevant ones (positives) and ``N_u`` the others (negatives)::
+
+        AUC_u = 1 / (|P_u| |N_u|) · Σ_{i∈P_u} Σ_{j∈N_u} ( 1[s_ui > s_uj] + ½ 1[s_ui = s_uj] )
+
+    the probability that a random positive outscores a random negative, ties counting one half
+    (the Mann-Whitney U statistic over ``|P_u| |N_u|``; equal to ``sklearn.metrics.roc_auc_score``).
+    ``NaN`` for a user with no rankable positive or no rankable negative. Shapes: ``scores``
+    ``(U, n_items)`` float, ``relevant`` and ``exclude`` ``(U, n_items)`` bool. Each positive's
+    count of lower and tied negatives comes from a row-wise ``searchsorted`` in the sorted negative
+    scores: ``O(U · n log n)``, no ``(P, N)`` pair matrix.
+    """
+    pos, neg = _rankable_masks(scores, relevant, exclude)
+    s = scores.double()
+    n_neg = neg.sum(dim=1)
+    n_pos = pos.sum(dim=1)
+    # negatives' scores sorted per row; every non-negative slot is +inf (sorted to the end)
+    neg_sorted = torch.sort(torch.where(neg, s, torch.full_like(s, torch.inf)), dim=1).values
+    below = torch.searchsorted(neg_sorted, s, side="left")  # negatives with s_j < s_i (+inf fillers never)
+    at_or_below = torch.searchsorted(neg_sorted, s, side="right")  # ... with s_j <= s_i (fillers only if s_i = +inf)
+    cap = n_neg[:, None]
+    wins = (torch.minimum(below, cap) + torch.minimum(at_or_below, cap)).double() / 2  # below + ½ tied
+    total = (wins * pos).sum(dim=1)
+    auc = total / (n_pos * n_neg).clamp(min=1)
+    return auc.masked_fill((n_pos == 0) | (n_neg == 0), float("nan"))
+
+
+def gauc(
+    scores: torch.Tensor,
+    relevant: torch.Tensor,
+    exclude: torch.Tensor | None = None,
+    weights: str = "positives",
+) -> float:
+    """Group AUC: the weighted mean of :func:`user_auc` over the users where it is defined.
+
+    ``GAUC = Σ_u w_u AUC_u / Σ_u w_u`` with ``w_u = |P_u|`` (the user's rankable positives, as
+    GAUC is usually weighted by clicks or impressions; ``weights="positives"``) or ``w_u = 1``
+    (``weights="uniform"``, the plain mean of per-user AUC). Unlike one AUC over all users' pairs
+    pooled, it never compares one user's scores with another's, which is what a per-user ranking
+    needs.
+    """
+    if weights not in ("positives", "uniform"):
+        raise ValueError(f"weights must be 'positives' or 'uniform', got {weights!r}")
+    auc = user_auc(scores, relevant, exclude)
+    defined = ~torch.isnan(auc)
+    if not defined.any():
+        raise ValueError("no user has both a rankable relevant item and a rankable other item: GAUC is undefined")
+    if weights == "uniform":
+        w = defined.double()
+    else:
+        pos, _ = _rankable_masks(scores, relevant, exclude)
+        w = pos.sum(dim=1).double() * defined
+    return float((torch.nan_to_num(auc) * w).sum() / w.sum())
+
+
+# --- Beyond accuracy: diversity, exposure, novelty, personalisation ---------------------------
+
+
+def _ranked_items(ranked: Any, n_items: int | None = None) -> torch.Tensor:
+    """``ranked`` as a 2-D int64 tensor, checked against ``n_items`` when given."""
+    ranked = torch.as_tensor(ranked)
+    if ranked.ndim != 2:
+        raise ValueError(f"ranked must be (U, k) item indices, got shape {tuple(ranked.shape)}")
+    if ranked.dtype == torch.bool or torch.is_floating_point(ranked):
+        raise TypeError(f"ranked must hold integer item indices, got dtype {ranked.dtype}")
+    ranked = ranked.long()
+    if ranked.numel() and ranked.min() < PAD:
+        raise IndexError(f"ranked item indices must be >= 0 (or PAD={PAD}), got {ranked.min().item()}")
+    if n_items is not None and ranked.numel() and ranked.max() >= n_items:
+        raise IndexError(f"ranked item indices must lie in 0..{n_items - 1} (or PAD={PAD}), got {ranked.max().item()}")
+    return ranked
+
+
+def intra_list_diversity(ranked: torch.Tensor, item_repr: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Mean pairwise distance between the items of each list: ``(U,)`` float64.
+
+    ``ILD_u = 1 / (m (m - 1)) · Σ_{i ≠ j ∈ L_u} d(i, j)`` over the ``m`` non-PAD items of list ``L_u``
+    (``NaN`` when ``m < 2``). ``item_repr`` decides the distance:
+
+    - 1-D integer ``(n_items,)`` category codes: ``d(i, j) = 1[c_i ≠ c_j]`` (the share of pairs
+      from different categories);
+    - 2-D float ``(n_items, d)`` embeddings: ``d(i, j) = 1 − cos(e_i, e_j)`` (a zero vector has
+      cosine 0 with everything, as in :mod:`recnb.math.similarity`).
+
+    Memory ``O(U k²)`` (and ``O(U k d)`` for embeddings): pass user batches for very large ``U``.
+    """
+    rep = torch.as_tensor(np.asarray(item_repr) if not isinstance(item_repr, torch.Tensor) else item_repr)
+    if rep.ndim not in (1, 2):
+        raise ValueError(f"item_repr must be 1-D category codes or 2-D (n_items, d) embeddings, got shape {tuple(rep.shape)}")
+    if rep.ndim == 1 and (torch.is_floating_point(rep) or rep.dtype == torch.bool):
+        raise TypeError(f"1-D item_repr must hold integer category codes, got dtype {rep.dtype}")
+    ranked = _ranked_items(ranked, rep.shape[0])
+    valid = ranked != PAD
+    idx = ranked.clamp(min=0)
+    if rep.ndim == 1:
+        c = rep.long()[idx]
+        dist = (c[:, :, None] != c[:, None, :]).double()
+    else:
+        e = rep.double()
+        e = e / e.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        v = e[idx]  # (U, k, d)
+        dist = 1.0 - torch.bmm(v, v.transpose(1, 2))
+    k = ranked.shape[1]
+    pair = valid[:, :, None] & valid[:, None, :] & ~torch.eye(k, dtype=torch.bool)
+    n_pairs = pair.sum(dim=(1, 2))
+    out = (dist * pair).sum(dim=(1, 2)) / n_pairs.clamp(min=1)
+    return out.masked_fill(n_pairs == 0, float("nan"))
+
+
+def exposure_counts(ranked: torch.Tensor, n_items: int) -> torch.Tensor:
+    """``(n_items,)`` int64: how many lists each catalogue item appears in (PAD slots ignored)."""
+    if n_items <= 0:
+        raise ValueError(f"n_items must be positive, got {n_items}")
+    ranked = _ranked_items(ranked, n_items)
+    return torch.bincount(ranked[ranked != PAD], minlength=n_items)
+
+
+def exposure_gini(ranked: torch.Tensor, n_items: int) -> float:
+    """Gini coefficient of the exposure of the catalogue's items in the lists ``ranked``.
+
+    With ``x_i`` = :func:`exposure_counts` (items never recommended included, as zeros), sorted
+    ascending, ``G = Σ_i (2i − n − 1) x_(i) / (n Σ_i x_i)`` (:func:`recnb.data.analysis.gini`):
+    0 when every item is shown equally often, ``1 − 1/n`` when one item takes every slot.
+    """
+    from recnb.data.analysis import gini
+
+    counts = exposure_counts(ranked, n_items)
+    if counts.sum() == 0:
+        raise ValueError("ranked holds no item (every slot is PAD): no exposure to measure")
+    return gini(counts.numpy())
+
+
+def novelty(ranked: torch.Tensor, counts: Any, n_users: int) -> torch.Tensor:
+    """Mean self-information of each user's recommended items: ``(U,)`` float64.
+
+    ``novelty_u = 1/|L_u| · Σ_{i∈L_u} −log2(p_i)``, ``p_i = max(counts_i, 1) / n_users``, the share
+    of (training) users who have item ``i``. The count is clipped to at least 1 so that an item
+    nobody has gets a finite ``log2(n_users)`` bits instead of ``+inf``. Higher = less popular
+    items. ``counts``: ``(n_items,)`` e.g. ``split.item_counts()``; PAD slots are ignored; ``NaN``
+    for an empty list.
+    """
+    counts = torch.as_tensor(np.asarray(counts), dtype=torch.float64)
+    if counts.ndim != 1:
+        raise ValueError(f"counts must be 1-D (n_items,), got shape {tuple(counts.shape)}")
+    if (counts < 0).any():
+        raise ValueError("counts must be non-negative")
+    if n_users <= 0 or counts.max() > n_users:
+        raise ValueError(f"n_users must be positive and at least every count, got {n_users} (max count {counts.max().item():g})")
+    ranked = _ranked_items(ranked, len(counts))
+    valid = ranked != PAD
+    info = -torch.log2(counts.clamp(min=1) / n_users)[ranked.clamp(min=0)]
+    m = valid.sum(dim=1)
+    return ((info * valid).sum(dim=1) / m.clamp(min=1)).masked_fill(m == 0, float("nan"))
+
+
+def personalisation(ranked: torch.Tensor) -> float:
+    """``1 −`` the mean overlap ``|L_u ∩ L_v| / k`` over all pairs of users ``u < v``.
+
+    0 when every user gets the same list, 1 when no two lists share an item. ``k = ranked.shape[1]``
+    (PAD slots hold no item). With the incidence matrix ``M`` (``M_ui = 1`` if ``i ∈ L_u``) the
+    overlaps are ``M Mᵀ``, and their sum over all ordered pairs is ``1ᵀ M Mᵀ 1 = Σ_i c_i²`` with
+    ``c_i = Σ_u M_ui`` the exposure of item ``i``; removing the diagonal (``Σ_u |L_u|``) and halving::
+
+        Σ_{u<v} |L_u ∩ L_v| = (Σ_i c_i² − Σ_u |L_u|) / 2
+
+    so the ``U × U`` product is never formed: ``O(U k)`` time and memory. A list must not repeat
+    an item.
+    """
+    ranked = _ranked_items(ranked)
+    n_users, k = ranked.shape
+    if n_users < 2:
+        raise ValueError(f"personalisation compares lists of pairs of users; got {n_users} list(s)")
+    if k == 0:
+        raise ValueError("ranked has k = 0 columns")
+    s = torch.sort(ranked, dim=1).values
+    if ((s[:, 1:] == s[:, :-1]) & (s[:, 1:] != PAD)).any():
+        raise ValueError("a list in ranked repeats an item; each list must hold distinct items")
+    items = ranked[ranked != PAD]
+    c = torch.bincount(items).double() if items.numel() else torch.zeros(1, dtype=torch.float64)
+    overlap_sum = ((c**2).sum() - items.numel()) / 2
+    n_pairs = n_users * (n_users - 1) / 2
+    return float(1.0 - overlap_sum / (n_pairs * k))
+
+
+# --- Sampled evaluation (a protocol to know about, and to distrust) ---------------------------
+
+
+def sampled_ranks(positive: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """Rank of each held-out item among its sampled negatives: ``(P,)`` int64, 1 = best.
+
+    ``positive``: ``(P,)`` the held-out items' scores, ``negatives``: ``(P, n)`` the scores of the
+    ``n`` negatives sampled for each. ``rank = 1 + |{j : s_j > s_pos}| + |{j : s_j = s_pos}|``:
+    ties count *against* the held-out item, so a model that scores everything equally gets the worst
+    rank ``n + 1`` rather than the best.
+    """
+    positive, negatives = torch.as_tensor(positive), torch.as_tensor(negatives)
+    if positive.ndim != 1 or negatives.ndim != 2 or negatives.shape[0] != positive.shape[0]:
+        raise ValueError(
+            f"positive must be (P,) and negatives (P, n); got shapes {tuple(positive.shape)} and {tuple(negatives.shape)}"
+        )
+    if torch.isnan(positive).any() or torch.isnan(negatives).any():
+        raise ValueError("scores contain NaN; ranks need comparable numbers")
+    return 1 + (negatives >= positive[:, None]).sum(dim=1)
+
+
+def sample_negatives(
+    split: Split, n_negatives: int = 100, seed: int = 0, users: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The held-out pairs of ``split`` and ``n_negatives`` sampled negatives for each.
+
+    Held-out pairs: each test pair ``(u, i)`` whose item is not among ``u``'s training items (the
+    relevance of :func:`relevance`), for the users in ``users`` (default ``split.test_users``).
+    Negatives: items ``u`` has in neither train nor test, drawn uniformly *with replacement*
+    (redrawing any interacted item) from a generator seeded with ``seed``. Returns
+    ``(users (P,), items (P,), negatives (P, n_negatives))`` int64 arrays, pairs sorted by user then item.
+    """
+    if n_negatives < 1:
+        raise ValueError(f"n_negatives must be a positive integer, got {n_negatives}")
+    n_items = split.n_items
+    train_key = split.train[USER_IDX].to_numpy(np.int64) * n_items + split.train[ITEM_IDX].to_numpy(np.int64)
+    test_key = split.test[USER_IDX].to_numpy(np.int64) * n_items + split.test[ITEM_IDX].to_numpy(np.int64)
+    test_key = np.unique(test_key[~np.isin(test_key, train_key)])
+    pair_u, pair_i = test_key // n_items, test_key % n_items
+    if users is not None:
+        chosen = np.asarray(users, dtype=np.int64).reshape(-1)
+        keep = np.isin(pair_u, chosen)
+        pair_u, pair_i = pair_u[keep], pair_i[keep]
+    if len(pair_u) == 0:
+        raise ValueError("no held-out (test, not seen in train) pair for the chosen users")
+    forbidden = np.unique(np.concatenate([train_key, test_key]))
+    per_user = np.bincount(forbidden // n_items, minlength=split.n_users)
+    full = np.flatnonzero(per_user[np.unique(pair_u)] >= n_items)
+    if len(full):
+        raise ValueError(f"user {np.unique(pair_u)[full[0]]} has interacted with every item: no negative to sample")
+    rng = np.random.default_rng(seed)
+    neg = rng.integers(0, n_items, size=(len(pair_u), n_negatives))
+    bad = np.isin(pair_u[:, None] * n_items + neg, forbidden)
+    while bad.any():
+        neg[bad] = rng.integers(0, n_items, size=int(bad.sum()))
+        bad = np.isin(pair_u[:, None] * n_items + neg, forbidden)
+    return pair_u, pair_i, neg
+
+
+def sampled_rank_metrics(
+    model: Any,
+    split: Split,
+    k: int = 10,
+    n_negatives: int = 100,
+    seed: int = 0,
+    users: Any = None,
+    batch_size: int = 1024,
+) -> dict[str, float]:
+    """Sampled evaluation: rank each held-out item among ``n_negatives`` sampled items only.
+
+    For each held-out pair (:func:`sample_negatives`) the model scores the item and its negatives;
+    :func:`sampled_ranks` gives its rank ``r`` among the ``n_negatives + 1``. Per pair:
+    ``HR@k = 1[r <= k]``, ``NDCG@k = 1[r <= k] / log2(r + 1)`` (one relevant item, so ``IDCG = 1``),
+    and ``AUC = (|{j : s_j < s_pos}| + ½ |{j : s_j = s_pos}|) / n_negatives``. Each is averaged over
+    a user's pairs, then over users (as :func:`evaluate` averages over users). Returns
+    ``{"hit_rate@k", "ndcg@k", "auc", "users", "pairs"}``.
+
+    With 100 negatives, ``HR@10`` asks "is the item in the top 10 % of a random sample?", a far
+    easier question than full ranking, and it can order models differently (Krichene & Rendle,
+    "On Sampled Metrics for Item Recommendation", KDD 2020).
+    """
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    pair_u, pair_i, neg = sample_negatives(split, n_negatives, seed, users)
+    uniq, inverse = np.unique(pair_u, return_inverse=True)
+    pos_s = torch.empty(len(pair_u), dtype=torch.float64)
+    neg_s = torch.empty(neg.shape, dtype=torch.float64)
+    for start in range(0, len(uniq), batch_size):
+        batch = uniq[start : start + batch_size]
+        rows = np.flatnonzero((inverse >= start) & (inverse < start + len(batch)))
+        with torch.no_grad():
+            s = model.score(torch.as_tensor(batch)).double()
+        local = torch.as_tensor(inverse[rows] - start)
+        pos_s[rows] = s[local, torch.as_tensor(pair_i[rows])]
+        neg_s[rows] = s[local[:, None], torch.as_tensor(neg[rows])]
+    r = sampled_ranks(pos_s, neg_s)
+    hit = (r <= k).double()
+    per_pair = {
+        f"hit_rate@{k}": hit,
+        f"ndcg@{k}": hit / torch.log2(r.double() + 1),
+        "auc": ((neg_s < pos_s[:, None]).sum(1) + 0.5 * (neg_s == pos_s[:, None]).sum(1)).double() / n_negatives,
+    }
+    frame = pd.DataFrame({name: v.numpy() for name, v in per_pair.items()}).groupby(inverse).mean()
+    out = {name: float(frame[name].mean()) for name in per_pair}
+    out["users"] = float(len(uniq))
+    out["pairs"] = float(len(pair_u))
+    return out
