@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recnb.data.schema import ITEM_IDX, RATING, USER_IDX, Split
+from recnb.data.schema import ITEM_IDX, RATING, USER_IDX, Split, dense_rows
 from recnb.math.ranking import PAD, rank
 
 DEFAULT_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "mrr", "coverage")
@@ -217,8 +217,8 @@ def relevance(split: Split, users: np.ndarray | torch.Tensor) -> torch.Tensor:
     Training items are excluded because ``recommend`` never returns them; counting a re-purchase of
     a training item as relevant would cap every model's recall below 1.
     """
-    u = torch.as_tensor(np.asarray(users), dtype=torch.long)
-    return split.test_matrix()[u] & ~split.seen_mask()[u]
+    u = np.asarray(users, dtype=np.int64).reshape(-1)
+    return dense_rows(split.test_csr(), u) & ~dense_rows(split.seen_csr(), u)
 
 
 def evaluate(
@@ -228,8 +228,12 @@ def evaluate(
     users: np.ndarray | torch.Tensor | list[int] | None = None,
     metrics: Iterable[str] = DEFAULT_METRICS,
     items: np.ndarray | torch.Tensor | list[int] | None = None,
+    batch_size: int = 1024,
 ) -> dict[str, float]:
     """Mean ranking metrics of a fitted recommender on ``split``'s test interactions.
+
+    Users are processed ``batch_size`` at a time (scores, seen mask and relevance of one batch at
+    once), so memory stays ``batch_size * n_items`` whatever the number of users.
 
     ``users``: which users to evaluate (default ``split.test_users``); users with no relevant item
     (see :func:`relevance`) are left out. Each user's list is ``model.recommend(users, k)``, which
@@ -244,38 +248,81 @@ def evaluate(
     shelf item are left out; and coverage is the fraction of the *shelf* that appears in a list.
     """
     metrics = tuple(metrics)
+    users_kept, values, ranked = _per_user(model, split, k, users, metrics, items, batch_size)
+    out: dict[str, float] = {}
+    for name in metrics:
+        if name == "coverage":
+            if items is None:
+                out[f"coverage@{k}"] = catalogue_coverage(ranked, split.n_items)
+            else:
+                shelf = _shelf(items, split.n_items)
+                out[f"coverage@{k}"] = torch.isin(shelf, ranked[ranked != PAD]).sum().item() / len(shelf)
+        else:
+            out[f"{name}@{k}"] = mean(values[name])
+    out["users"] = float(len(users_kept))
+    return out
+
+
+def evaluate_per_user(
+    model: Any,
+    split: Split,
+    k: int = 10,
+    users: np.ndarray | torch.Tensor | list[int] | None = None,
+    metrics: Iterable[str] = ("precision", "recall", "ndcg", "map", "hit_rate", "mrr"),
+    items: np.ndarray | torch.Tensor | list[int] | None = None,
+    batch_size: int = 1024,
+) -> pd.DataFrame:
+    """Per-user values of the ranking metrics :func:`evaluate` averages: one row per evaluated user.
+
+    Same arguments and same users as :func:`evaluate` (users with no relevant item left out); the
+    index is the user index, the columns ``"<metric>@<k>"``. ``evaluate(...)[m]`` is the column
+    mean. This is what bootstrap intervals and paired tests (:mod:`recnb.uncertainty`) resample.
+    """
+    metrics = tuple(m for m in metrics if m != "coverage")
+    users_kept, values, _ = _per_user(model, split, k, users, metrics, items, batch_size)
+    frame = pd.DataFrame({f"{name}@{k}": values[name].numpy() for name in metrics}, index=users_kept)
+    frame.index.name = USER_IDX
+    return frame
+
+
+def _per_user(
+    model: Any, split: Split, k: int, users: Any, metrics: tuple[str, ...], items: Any, batch_size: int
+) -> tuple[np.ndarray, dict[str, torch.Tensor], torch.Tensor]:
+    """Batched core of :func:`evaluate`: (kept users, per-user metric tensors, their ``(U, k)`` lists)."""
     unknown = [m for m in metrics if m not in RANKING_METRICS and m != "coverage"]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted([*RANKING_FUNCTIONS, 'coverage'])}")
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
-    u = np.asarray(split.test_users if users is None else users, dtype=np.int64).reshape(-1)
-    rel = relevance(split, u)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    u_all = np.asarray(split.test_users if users is None else users, dtype=np.int64).reshape(-1)
     shelf = None if items is None else _shelf(items, split.n_items)
+    on_shelf = None
     if shelf is not None:
         on_shelf = torch.zeros(split.n_items, dtype=torch.bool)
         on_shelf[shelf] = True
-        rel = rel & on_shelf
-    keep = rel.any(dim=1)
-    u, rel = u[keep.numpy()], rel[keep]
-    if len(u) == 0:
+    per_user: dict[str, list[torch.Tensor]] = {name: [] for name in metrics if name != "coverage"}
+    kept: list[np.ndarray] = []
+    lists: list[torch.Tensor] = []
+    for start in range(0, len(u_all), batch_size):
+        u = u_all[start : start + batch_size]
+        rel = relevance(split, u)
+        if on_shelf is not None:
+            rel = rel & on_shelf
+        keep = rel.any(dim=1)
+        u, rel = u[keep.numpy()], rel[keep]
+        if len(u) == 0:
+            continue
+        ranked = model.recommend(u, k=k).indices if shelf is None else _shelf_ranking(model, split, u, shelf, k)
+        kept.append(u)
+        lists.append(ranked)
+        for name in per_user:
+            per_user[name].append(RANKING_FUNCTIONS[name](ranked, rel))
+    if not lists:
         where = " on the shelf (items)" if shelf is not None else ""
         raise ValueError(f"no evaluated user has a relevant (held-out, unseen) item{where}")
-    if shelf is None:
-        ranked = model.recommend(u, k=k).indices
-    else:
-        ranked = _shelf_ranking(model, split, u, shelf, k)
-    out: dict[str, float] = {}
-    for name in metrics:
-        if name == "coverage":
-            if shelf is None:
-                out[f"coverage@{k}"] = catalogue_coverage(ranked, split.n_items)
-            else:
-                out[f"coverage@{k}"] = torch.isin(shelf, ranked[ranked != PAD]).sum().item() / len(shelf)
-        else:
-            out[f"{name}@{k}"] = mean(RANKING_FUNCTIONS[name](ranked, rel))
-    out["users"] = float(len(u))
-    return out
+    return np.concatenate(kept), {n: torch.cat(v) for n, v in per_user.items()}, torch.cat(lists)
 
 
 def _shelf(items: Any, n_items: int) -> torch.Tensor:
@@ -301,7 +348,7 @@ def _shelf_ranking(model: Any, split: Split, users: np.ndarray, shelf: torch.Ten
     shelf = torch.sort(shelf).values
     u = torch.as_tensor(users, dtype=torch.long)
     seen = getattr(model, "seen_", None)
-    seen = (split.seen_mask() if seen is None else seen)[u][:, shelf]
+    seen = dense_rows(split.seen_csr() if seen is None else seen, users)[:, shelf]
     with torch.no_grad():
         scores = model.score(u)[:, shelf]
     local = rank(scores, k=k, exclude=seen).indices
@@ -347,7 +394,7 @@ def rank_of(model: Any, users: Any, item: int, exclude_seen: bool = True) -> tor
     """
     from recnb.models.base import as_user_tensor
 
-    n_users, n_items = model.seen_.shape
+    n_users, n_items = model.n_users_, model.n_items_
     if not 0 <= int(item) < n_items:
         raise IndexError(f"item must lie in 0..{n_items - 1}, got {item}")
     item = int(item)
@@ -358,7 +405,7 @@ def rank_of(model: Any, users: Any, item: int, exclude_seen: bool = True) -> tor
         raise ValueError("scores contain NaN; rank_of needs comparable numbers")
     excluded = s == -torch.inf
     if exclude_seen:
-        excluded = excluded | model.seen_[u]
+        excluded = excluded | model.seen_rows(u)
     mine = s[:, item : item + 1]
     lower = torch.arange(n_items) < item
     ahead = ((s > mine) | ((s == mine) & lower)) & ~excluded

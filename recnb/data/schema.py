@@ -20,10 +20,12 @@ and :class:`Split` carries ``user_idx`` / ``item_idx`` columns next to the ids.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 USER, ITEM, TIME, EVENT, RATING, SESSION = "user_id", "item_id", "timestamp", "event", "rating", "session_id"
@@ -101,21 +103,59 @@ class Split:
     def n_items(self) -> int:
         return len(self.items)
 
-    def train_matrix(self, values: str = "binary") -> torch.Tensor:
-        """Dense ``(n_users, n_items)`` float32 matrix of the training interactions.
+    def train_csr(self, values: str = "binary") -> sp.csr_matrix:
+        """Sparse ``(n_users, n_items)`` float32 CSR matrix of the training interactions.
 
-        ``values="binary"``: 1 where the user interacted with the item, else 0.
-        ``values="rating"``: the mean explicit rating of the pair, 0 where there is none.
+        ``values="binary"``: 1 where the user interacted with the item (any number of times).
+        ``values="rating"``: the mean explicit rating of the pair; pairs with no rating are absent.
+        Canonical (sorted indices, no duplicates) and cached: do not modify it in place.
         """
-        return _matrix(self.train, self.n_users, self.n_items, values)
+        if values == "binary":
+            return self._train_binary
+        if values == "rating":
+            return self._train_rating
+        raise ValueError(f"values must be 'binary' or 'rating', got {values!r}")
+
+    def test_csr(self) -> sp.csr_matrix:
+        """Sparse ``(n_users, n_items)`` float32 CSR matrix of the held-out items (1 = held out)."""
+        return self._test_binary
+
+    def seen_csr(self) -> sp.csr_matrix:
+        """The training items of each user (what ``recommend`` excludes): ``train_csr("binary")``."""
+        return self._train_binary
+
+    def item_counts(self) -> np.ndarray:
+        """``(n_items,)`` int64: the number of training users of each item (its popularity)."""
+        return np.asarray(self._train_binary.getnnz(axis=0), dtype=np.int64)
+
+    def user_counts(self) -> np.ndarray:
+        """``(n_users,)`` int64: the number of distinct training items of each user."""
+        return np.asarray(self._train_binary.getnnz(axis=1), dtype=np.int64)
+
+    @cached_property
+    def _train_binary(self) -> sp.csr_matrix:
+        return _csr(self.train, self.n_users, self.n_items, "binary")
+
+    @cached_property
+    def _train_rating(self) -> sp.csr_matrix:
+        return _csr(self.train, self.n_users, self.n_items, "rating")
+
+    @cached_property
+    def _test_binary(self) -> sp.csr_matrix:
+        return _csr(self.test, self.n_users, self.n_items, "binary")
+
+    # Dense views, for small teaching examples only: O(n_users * n_items) memory.
+    def train_matrix(self, values: str = "binary") -> torch.Tensor:
+        """Dense ``(n_users, n_items)`` float32 view of :meth:`train_csr` (small data only)."""
+        return torch.from_numpy(self.train_csr(values).toarray())
 
     def test_matrix(self) -> torch.Tensor:
-        """Dense ``(n_users, n_items)`` bool matrix: the held-out items of each user (relevance)."""
-        return _matrix(self.test, self.n_users, self.n_items, "binary").bool()
+        """Dense ``(n_users, n_items)`` bool view of :meth:`test_csr` (small data only)."""
+        return torch.from_numpy(self.test_csr().toarray() > 0)
 
     def seen_mask(self) -> torch.Tensor:
-        """Dense ``(n_users, n_items)`` bool matrix of training items: what recommend() excludes."""
-        return self.train_matrix("binary").bool()
+        """Dense ``(n_users, n_items)`` bool view of :meth:`seen_csr` (small data only)."""
+        return torch.from_numpy(self.seen_csr().toarray() > 0)
 
     @property
     def test_users(self) -> np.ndarray:
@@ -133,20 +173,37 @@ class Split:
         return np.setdiff1d(np.unique(self.test[ITEM_IDX].to_numpy()), np.unique(self.train[ITEM_IDX].to_numpy()))
 
 
-def _matrix(frame: pd.DataFrame, n_users: int, n_items: int, values: str) -> torch.Tensor:
-    out = torch.zeros(n_users, n_items, dtype=torch.float32)
+def dense_rows(matrix: sp.csr_matrix, rows: Any, dtype: torch.dtype = torch.bool) -> torch.Tensor:
+    """Rows ``rows`` of a CSR matrix as a dense ``(len(rows), n_cols)`` tensor.
+
+    ``dtype=torch.bool``: True where the entry is non-zero (a seen or held-out mask); a float dtype:
+    the stored values (e.g. ratings), 0 elsewhere. This is how batched code turns the sparse
+    matrices into per-batch blocks: memory is ``len(rows) * n_cols``, never the whole matrix.
+    """
+    block = matrix[np.asarray(rows, dtype=np.int64).reshape(-1)]
+    if dtype == torch.bool:
+        out = np.zeros(block.shape, dtype=bool)
+        coo = block.tocoo()
+        out[coo.row, coo.col] = coo.data != 0
+        return torch.from_numpy(out)
+    return torch.from_numpy(block.toarray()).to(dtype)
+
+
+def _csr(frame: pd.DataFrame, n_users: int, n_items: int, values: str) -> sp.csr_matrix:
+    """CSR of ``frame``'s ``(user_idx, item_idx)`` pairs: 1.0 per pair, or the pair's mean rating."""
+    shape = (n_users, n_items)
+    if values == "rating":
+        frame = frame.loc[frame[RATING].notna()]
     if frame.empty:
-        return out
-    u = torch.as_tensor(frame[USER_IDX].to_numpy(), dtype=torch.long)
-    i = torch.as_tensor(frame[ITEM_IDX].to_numpy(), dtype=torch.long)
+        return sp.csr_matrix(shape, dtype=np.float32)
+    u = frame[USER_IDX].to_numpy(np.int64)
+    i = frame[ITEM_IDX].to_numpy(np.int64)
+    key = u * n_items + i
+    uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     if values == "binary":
-        out[u, i] = 1.0
-    elif values == "rating":
-        rated = frame[RATING].notna().to_numpy()
-        r = frame.loc[rated].groupby([USER_IDX, ITEM_IDX])[RATING].mean()
-        uu = torch.as_tensor(r.index.get_level_values(0).to_numpy(), dtype=torch.long)
-        ii = torch.as_tensor(r.index.get_level_values(1).to_numpy(), dtype=torch.long)
-        out[uu, ii] = torch.as_tensor(r.to_numpy(), dtype=torch.float32)
+        data = np.ones(len(uniq), dtype=np.float32)
     else:
-        raise ValueError(f"values must be 'binary' or 'rating', got {values!r}")
+        data = (np.bincount(inverse, weights=frame[RATING].to_numpy(np.float64)) / counts).astype(np.float32)
+    out = sp.csr_matrix((data, (uniq // n_items, uniq % n_items)), shape=shape, dtype=np.float32)
+    out.sort_indices()
     return out

@@ -18,10 +18,14 @@ from typing import Any, Self
 
 import numpy as np
 import pytorch_lightning as pl
+import scipy.sparse as sp
 import torch
 
-from recnb.data.schema import Split
+from recnb.data.schema import Split, dense_rows
 from recnb.math.ranking import Ranking, rank
+
+#: users scored at once by ``recommend`` (and ``evaluate``): peak memory is ``batch * n_items`` scores
+BATCH_SIZE = 1024
 
 Users = torch.Tensor | np.ndarray | list[int] | None
 
@@ -42,8 +46,8 @@ class Recommender(ABC):
     Subclasses implement :meth:`fit` (which must call :meth:`remember_split`) and :meth:`score`.
     """
 
-    #: training interactions as a ``(n_users, n_items)`` bool mask, set by :meth:`remember_split`
-    seen_: torch.Tensor | None = None
+    #: training interactions as a sparse ``(n_users, n_items)`` CSR matrix, set by :meth:`remember_split`
+    seen_: sp.csr_matrix | None = None
 
     @abstractmethod
     def fit(self, split: Split) -> Self:
@@ -54,8 +58,13 @@ class Recommender(ABC):
         """Scores ``(len(users), n_items)``, float32, higher = more relevant."""
 
     def remember_split(self, split: Split) -> None:
-        """Keep what ``recommend`` needs from the split (the seen-item mask and sizes)."""
-        self.seen_ = split.seen_mask()
+        """Keep what ``recommend`` needs from the split (the sparse seen-item matrix and sizes)."""
+        self.seen_ = split.seen_csr()
+
+    def seen_rows(self, users: Users) -> torch.Tensor:
+        """Dense ``(len(users), n_items)`` bool mask of the users' training items (one batch)."""
+        self._check_fitted()
+        return dense_rows(self.seen_, as_user_tensor(users, self.n_users_).numpy())
 
     @property
     def n_users_(self) -> int:
@@ -77,17 +86,29 @@ class Recommender(ABC):
         k: int = 10,
         exclude_seen: bool = True,
         threshold: float | None = None,
+        batch_size: int = BATCH_SIZE,
     ) -> Ranking:
         """Top-``k`` items per user, best first (see :func:`recnb.math.ranking.rank`).
 
         ``exclude_seen`` drops each user's training items; ``threshold`` drops items scoring
-        below it. Returns a :class:`~recnb.math.ranking.Ranking` of item *indices*.
+        below it. Users are scored ``batch_size`` at a time, each batch masked with its own rows of
+        the sparse seen matrix, so peak memory is ``batch_size * n_items`` scores whatever the
+        number of users. Returns a :class:`~recnb.math.ranking.Ranking` of item *indices*.
         """
         self._check_fitted()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         u = as_user_tensor(users, self.n_users_)
-        scores = self.score(u)
-        exclude = self.seen_[u] if exclude_seen else None
-        return rank(scores, k=k, exclude=exclude, threshold=threshold)
+        parts = []
+        for start in range(0, max(len(u), 1), batch_size):
+            batch = u[start : start + batch_size]
+            with torch.no_grad():
+                scores = self.score(batch)
+            exclude = self.seen_rows(batch) if exclude_seen else None
+            parts.append(rank(scores, k=k, exclude=exclude, threshold=threshold))
+        if len(parts) == 1:
+            return parts[0]
+        return Ranking(torch.cat([p.indices for p in parts]), torch.cat([p.scores for p in parts]))
 
     def __repr__(self) -> str:  # short, stable: notebooks print models
         return f"{type(self).__name__}()"

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recnb.data.schema import Split
+from recnb.data.schema import Split, dense_rows
 from recnb.math.ranking import Ranking, item_indices, keep_top_k_per_row, rank
 from recnb.math.similarity import all_vs_all, normalize_rows
 from recnb.models.base import Recommender, Users, as_user_tensor
@@ -141,14 +141,14 @@ class ContentRecommender(Recommender):
         self.item_embeddings_ = normalize_rows(emb)
         sim = all_vs_all(self.item_embeddings_, self.item_embeddings_)
         self.similarity_ = keep_top_k_per_row(sim, self.neighbours) if self.neighbours is not None else sim
-        self.ratings_ = split.train_matrix(self.values)
+        self.ratings_ = split.train_csr(self.values)
         return self
 
     def score(self, users: Users = None) -> torch.Tensor:
         """``(len(users), n_items)`` content scores; users with no training item get all zeros."""
         self._check_fitted()
         u = as_user_tensor(users, self.n_users_)
-        r = self.ratings_[u]  # (U, n)
+        r = dense_rows(self.ratings_, u, torch.float32)  # (U, n)
         if self.method == "profile":
             return all_vs_all(r @ self.item_embeddings_, self.item_embeddings_)
         raw = r @ self.similarity_.T  # (U, n): Σ_j R_uj sim(i, j)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recnb.data.schema import Split
+from recnb.data.schema import Split, dense_rows
 from recnb.math.blend import METHODS, blend, normalise
 from recnb.math.ranking import item_indices, rank
 from recnb.metrics import RANKING_FUNCTIONS, RANKING_METRICS, mean, relevance
@@ -75,7 +75,7 @@ def alpha_curve(
         return pd.DataFrame({"alpha": grid, "value": np.nan, "users": 0})
     ut = torch.as_tensor(u)
     s_cf, s_cb = normalise(cf.score(ut), normalise_method), normalise(content.score(ut), normalise_method)
-    seen = split.seen_mask()[ut]
+    seen = dense_rows(split.seen_csr(), u)
     values = []
     for a in grid:
         ranked = rank(blend(s_cf, s_cb, a, normalise="none"), k=k, exclude=seen).indices
@@ -121,7 +121,7 @@ class HybridRecommender(Recommender):
         """``(U,)`` bool: fewer than ``cold_threshold`` training interactions."""
         self._check_fitted()
         u = as_user_tensor(users, self.n_users_)
-        return self.seen_[u].sum(dim=1) < self.cold_threshold
+        return torch.from_numpy(self.seen_[u.numpy()].getnnz(axis=1)) < self.cold_threshold
 
     def score(self, users: Users = None) -> torch.Tensor:
         self._check_fitted()

@@ -24,7 +24,7 @@ class PopularityRecommender(Recommender):
 
     def fit(self, split: Split) -> Self:
         self.remember_split(split)
-        self.counts_ = split.train_matrix("binary").sum(dim=0)
+        self.counts_ = torch.from_numpy(split.item_counts()).to(torch.float32)
         return self
 
     def score(self, users: Users = None) -> torch.Tensor:

@@ -113,3 +113,23 @@ def test_random_ndcg_matches_the_chance_expectation():
     assert abs(runs.mean() - expected) < 4 * stderr + 1e-3
     popularity = evaluate(PopularityRecommender().fit(split), split, 10, metrics=("ndcg",))["ndcg@10"]
     assert popularity > runs.mean() + 0.05
+
+
+def test_recommend_and_evaluate_in_batches_equal_one_batch():
+    from recnb.data.splits import random_holdout
+    from recnb.data.synthetic import make_shop
+    from recnb.metrics import evaluate, evaluate_per_user
+    from recnb.models.knn import ItemKNN
+
+    split = random_holdout(make_shop(n_users=70, n_items=50, n_interactions=2000, seed=1), test_ratio=0.25, seed=1)
+    model = ItemKNN(neighbours=10).fit(split)
+    whole = model.recommend(None, k=7, batch_size=10_000)
+    parts = model.recommend(None, k=7, batch_size=3)
+    assert torch.equal(whole.indices, parts.indices) and torch.equal(whole.scores, parts.scores)
+    assert evaluate(model, split, k=5, batch_size=4) == evaluate(model, split, k=5, batch_size=10_000)
+    per_user = evaluate_per_user(model, split, k=5)
+    means = evaluate(model, split, k=5)
+    assert len(per_user) == means["users"]
+    assert per_user["ndcg@5"].mean() == pytest.approx(means["ndcg@5"], rel=1e-6)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        model.recommend([0], k=3, batch_size=0)

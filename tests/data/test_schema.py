@@ -1,0 +1,60 @@
+"""The sparse Split: CSR matrices against a direct construction, and their dense views."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recnb.data.schema import dense_rows
+from recnb.data.splits import random_holdout
+from recnb.data.synthetic import make_shop
+
+
+@pytest.fixture(scope="module")
+def split():
+    return random_holdout(make_shop(n_users=60, n_items=40, n_interactions=1500, seed=3), test_ratio=0.25, seed=3)
+
+
+def _direct(frame, n_users: int, n_items: int, values: str) -> np.ndarray:
+    """The same matrix built by a Python loop over rows (the slow, obvious way)."""
+    sums, counts = np.zeros((n_users, n_items)), np.zeros((n_users, n_items))
+    for u, i, r in frame[["user_idx", "item_idx", "rating"]].itertuples(index=False):
+        if values == "binary":
+            sums[u, i], counts[u, i] = 1.0, 1.0
+        elif not np.isnan(r):
+            sums[u, i] += r
+            counts[u, i] += 1
+    return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+
+
+@pytest.mark.parametrize("values", ["binary", "rating"])
+def test_train_csr_matches_a_direct_construction(split, values):
+    csr = split.train_csr(values)
+    assert csr.shape == (split.n_users, split.n_items) and csr.dtype == np.float32
+    assert csr.has_canonical_format
+    np.testing.assert_allclose(csr.toarray(), _direct(split.train, split.n_users, split.n_items, values), rtol=1e-6)
+    assert split.train_csr(values) is csr  # cached
+
+
+def test_test_csr_seen_csr_and_counts(split):
+    np.testing.assert_array_equal(split.test_csr().toarray(), _direct(split.test, split.n_users, split.n_items, "binary"))
+    dense = _direct(split.train, split.n_users, split.n_items, "binary")
+    np.testing.assert_array_equal(split.seen_csr().toarray(), dense)
+    np.testing.assert_array_equal(split.item_counts(), dense.sum(axis=0))
+    np.testing.assert_array_equal(split.user_counts(), dense.sum(axis=1))
+    # the dense teaching views agree with the sparse matrices
+    assert torch.equal(split.seen_mask(), torch.from_numpy(dense > 0))
+    assert torch.equal(split.train_matrix("rating"), torch.from_numpy(split.train_csr("rating").toarray()))
+
+
+def test_unknown_values_is_a_clear_error(split):
+    with pytest.raises(ValueError, match="values must be 'binary' or 'rating'"):
+        split.train_csr("counts")
+
+
+def test_dense_rows_picks_rows_in_the_given_order(split):
+    rows = np.array([5, 0, 5, 17])
+    seen, ratings = split.seen_csr().toarray(), split.train_csr("rating").toarray()
+    assert torch.equal(dense_rows(split.seen_csr(), rows), torch.from_numpy(seen[rows] > 0))
+    assert torch.equal(dense_rows(split.train_csr("rating"), rows, torch.float32), torch.from_numpy(ratings[rows]))
