@@ -581,7 +581,7 @@ def intra_list_diversity(ranked: torch.Tensor, item_repr: torch.Tensor | np.ndar
     - 2-D float ``(n_items, d)`` embeddings: ``d(i, j) = 1 − cos(e_i, e_j)`` (a zero vector has
       cosine 0 with everything, as in :mod:`recnb.math.similarity`).
 
-    Memory ``O(U k²)`` (and ``O(U k d)`` for embeddings): pass user batches for very large ``U``.
+    Memory ``O(U k²)``; embeddings are gathered a chunk of users at a time (``O(chunk · k · d)``).
     """
     rep = torch.as_tensor(np.asarray(item_repr) if not isinstance(item_repr, torch.Tensor) else item_repr)
     if rep.ndim not in (1, 2):
@@ -597,8 +597,8 @@ def intra_list_diversity(ranked: torch.Tensor, item_repr: torch.Tensor | np.ndar
     else:
         e = rep.double()
         e = e / e.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        v = e[idx]  # (U, k, d)
-        dist = 1.0 - torch.bmm(v, v.transpose(1, 2))
+        step = max(1, 2**22 // max(1, idx.shape[1] * e.shape[1]))  # users per chunk: ~4M gathered values
+        dist = torch.cat([1.0 - torch.bmm(v, v.transpose(1, 2)) for v in (e[b] for b in idx.split(step))])
     k = ranked.shape[1]
     pair = valid[:, :, None] & valid[:, None, :] & ~torch.eye(k, dtype=torch.bool)
     n_pairs = pair.sum(dim=(1, 2))

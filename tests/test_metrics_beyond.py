@@ -213,3 +213,12 @@ def test_sampled_rank_metrics_against_a_loop():
     const = M.sampled_rank_metrics(type("C", (), {"score": lambda self, users: torch.zeros(len(users), 6)})(),
                                    split, k=k, n_negatives=n)
     assert const["hit_rate@2"] == 0.0 and const["auc"] == pytest.approx(0.5)
+
+
+def test_intra_list_diversity_by_embedding_in_several_user_chunks():
+    g = torch.Generator().manual_seed(1)
+    emb = torch.randn(12, 100_000, generator=g, dtype=torch.float64)  # wide: a few users per chunk
+    ranked = torch.stack([torch.randperm(12, generator=g)[:5] for _ in range(20)])
+    e = emb.numpy() / np.linalg.norm(emb.numpy(), axis=1, keepdims=True)
+    expected = _ild_loop(ranked, lambda a, b: 1.0 - float(e[a] @ e[b]))
+    np.testing.assert_allclose(M.intra_list_diversity(ranked, emb).numpy(), expected, atol=1e-12)
