@@ -47,14 +47,6 @@ def shop():
     return data
 
 
-@pytest.fixture(autouse=True)
-def truth_affinity(monkeypatch):
-    # until recnb.data.synthetic.true_affinity lands, a stand-in with its signature
-    if not hasattr(synthetic, "true_affinity"):
-        monkeypatch.setattr(synthetic, "true_affinity", lambda truth, users: _affinity(truth, np.asarray(users)).astype(np.float32),
-                            raising=False)
-
-
 @pytest.fixture(scope="module")
 def split(shop):
     return random_holdout(shop, 0.2, seed=0, events=("click", "cart", "purchase"))
@@ -213,3 +205,22 @@ def test_incremental_loop_is_seeded(shop, split):
             for _ in range(2)]
     pd.testing.assert_frame_equal(*runs)
     assert runs[0]["alignment"].between(-1, 1).all()
+
+
+def test_cold_start_curve(shop, split):
+    users = np.flatnonzero(split.user_counts() >= 3)[:10]
+    picks = onboarding_picks(shop.truth, np.arange(split.n_users), 1, seed=0)
+
+    def fit_models(s):
+        return {"popularity": PopularityRecommender().fit(s),
+                "onboarding": OnboardingRecommender(picks, shop.truth["item_category"]).fit(s)}
+
+    curve = cold_start_curve(split, shop.truth, fit_models, users, [0, 3], k=5)
+    assert list(curve["model"]) == ["popularity", "onboarding"] * 2
+    # n = 0, popularity: its list on the revealed split, scored straight from the truth
+    revealed = reveal_history(split, users, 0)
+    ranked = PopularityRecommender().fit(revealed).recommend(users, k=5).indices.numpy()
+    p = click_probability(np.take_along_axis(_affinity(shop.truth, users), ranked, 1))
+    assert curve["click_rate"].iloc[0] == pytest.approx(p.mean(), rel=1e-5)
+    with pytest.raises(ValueError, match="history_sizes"):
+        cold_start_curve(split, shop.truth, fit_models, users, [0, 1000])
