@@ -63,6 +63,7 @@ __all__ = [
     "kl_divergence",
     "calibrated",
     "threshold_curve",
+    "taste_mass",
 ]
 
 
@@ -253,18 +254,17 @@ def mmr(
     n_users, n = rel.shape
     sim = _block(item_similarity, cand.indices)
     available = torch.isfinite(rel)
-    closest = torch.full((n_users, n), -torch.inf, dtype=torch.float64)  # max_{j∈S} sim(i, j); -inf while S = ∅
+    closest = torch.zeros((n_users, n), dtype=torch.float64)  # max_{j∈S} sim(i, j); no term while S = ∅
     rows = torch.arange(n_users)
-    k_eff = min(k, n)
     positions = torch.full((n_users, k), -1, dtype=torch.long)
-    for t in range(k_eff):
-        penalty = torch.where(torch.isfinite(closest), closest, torch.zeros_like(closest))
-        objective = (lam * rel - (1.0 - lam) * penalty).masked_fill(~available, -torch.inf)
+    for t in range(min(k, n)):
+        objective = (lam * rel - (1.0 - lam) * closest).masked_fill(~available, -torch.inf)
         pick = objective.argmax(dim=1)  # first maximum: the higher-ranked candidate wins ties
         ok = available[rows, pick]
         positions[:, t] = torch.where(ok, pick, -1)
-        available[rows[ok], pick[ok]] = False
-        closest = torch.maximum(closest, torch.where(ok[:, None], sim[rows, :, pick], -torch.inf))
+        available[rows, pick] = False
+        column = sim[rows, :, pick]  # sim(i, just picked) for every candidate i
+        closest = column if t == 0 else torch.where(ok[:, None], torch.maximum(closest, column), closest)
     return _picked(cand, positions)
 
 
@@ -456,3 +456,28 @@ def threshold_curve(
             }
         )
     return pd.DataFrame(rows)
+
+
+# --- measuring a list against the synthetic shop's truth -----------------------------------------
+
+
+def taste_mass(ranked: torch.Tensor, item_category: Sequence[int] | np.ndarray, taste: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Mean true taste of each list's items: ``(U,)`` float64, ``NaN`` for an empty list.
+
+    ``m_u = (1/|L_u|) Σ_{i∈L_u} θ_{u, c_i}`` with ``θ_u`` the user's true category taste (rows of
+    ``truth["user_taste"]`` for the same users as ``ranked``) and ``c_i`` the item's category. It is
+    the probability that the category of a random item of the list is the category of the user's
+    next session (drawn from ``θ_u``): 1 when every item sits in a category the user always shops,
+    ``1/C`` on average for random categories when tastes are uniform.
+    """
+    ranked = torch.as_tensor(ranked).long()
+    cat = torch.as_tensor(np.asarray(item_category)).long()
+    theta = torch.as_tensor(np.asarray(taste, dtype=np.float64))
+    if ranked.ndim != 2 or theta.ndim != 2 or theta.shape[0] != ranked.shape[0]:
+        raise ValueError(f"ranked must be (U, k) and taste (U, C) for the same users, got {tuple(ranked.shape)} and {tuple(theta.shape)}")
+    if ranked.numel() and (ranked.min() < PAD or ranked.max() >= len(cat)):
+        raise IndexError(f"ranked item indices must lie in 0..{len(cat) - 1} (or PAD={PAD})")
+    valid = ranked != PAD
+    got = torch.gather(theta, 1, cat[ranked.clamp(min=0)])
+    m = valid.sum(dim=1)
+    return ((got * valid).sum(dim=1) / m.clamp(min=1)).masked_fill(m == 0, float("nan"))

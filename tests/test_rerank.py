@@ -25,6 +25,7 @@ from recnb.rerank import (
     kl_divergence,
     mmr,
     normalise_candidates,
+    taste_mass,
     threshold_curve,
 )
 
@@ -293,3 +294,14 @@ def test_threshold_curve_by_hand_and_against_recommend():
         lists = model.recommend(split.test_users, k=3, threshold=t).indices
         assert row.length == pytest.approx((lists != PAD).sum().item() / 3)
         assert row.coverage == pytest.approx(len(set(lists[lists != PAD].tolist())) / 6)
+
+
+def test_taste_mass_by_hand():
+    ranked = torch.tensor([[0, 1, PAD], [2, 2, 0], [PAD, PAD, PAD]])
+    cats = [0, 1, 1]
+    taste = np.array([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
+    got = taste_mass(ranked, cats, taste)
+    assert got[:2].tolist() == pytest.approx([(0.7 + 0.3) / 2, (0.8 + 0.8 + 0.2) / 3])
+    assert math.isnan(got[2])
+    with pytest.raises(ValueError, match="same users"):
+        taste_mass(ranked, cats, taste[:2])
