@@ -1,0 +1,52 @@
+import math
+
+import numpy as np
+import pytest
+
+from recnb.data.splits import random_holdout
+from recnb.data.synthetic import make_shop
+from recnb.metrics import evaluate
+from recnb.privacy.laplace import (DPPopularityRecommender, advanced_composition, basic_composition,
+                                   bounded_item_counts, laplace_mechanism)
+
+
+@pytest.mark.parametrize("epsilon, sensitivity", [(0.5, 1.0), (2.0, 3.0)])
+def test_laplace_variance_is_two_b_squared(epsilon, sensitivity):
+    n = 200_000
+    noise = laplace_mechanism(np.zeros(n), epsilon, sensitivity, rng=0)
+    b = sensitivity / epsilon
+    # the sample variance of n Laplace draws has standard error sqrt((μ4 - σ⁴)/n) = sqrt(20 b⁴ / n)
+    assert abs(noise.var() - 2 * b**2) < 4 * math.sqrt(20 * b**4 / n)
+    assert abs(np.median(np.abs(noise)) - b * math.log(2)) < 0.02 * b  # median |Z| = b ln 2
+
+
+def test_laplace_is_seeded_and_shaped():
+    a = laplace_mechanism(np.arange(6.0).reshape(2, 3), 1.0, rng=3)
+    assert a.shape == (2, 3) and np.array_equal(a, laplace_mechanism(np.arange(6.0).reshape(2, 3), 1.0, rng=3))
+    with pytest.raises(ValueError, match="epsilon"):
+        laplace_mechanism([1.0], 0.0)
+
+
+def test_composition_by_hand():
+    assert basic_composition([0.1, 0.2, 0.7], [1e-6, 0, 1e-6]) == pytest.approx((1.0, 2e-6))
+    eps, delta = advanced_composition(0.1, k=100, delta_prime=1e-5)
+    assert eps == pytest.approx(math.sqrt(200 * math.log(1e5)) * 0.1 + 100 * 0.1 * math.expm1(0.1))
+    assert delta == 1e-5
+    # many small releases: advanced beats basic (10.0); a few large ones: it does not
+    assert eps < basic_composition([0.1] * 100)[0]
+    assert advanced_composition(1.0, k=3, delta_prime=1e-5)[0] > 3.0
+
+
+def test_bounded_counts_and_dp_popularity():
+    split = random_holdout(make_shop(n_users=80, n_items=40, n_interactions=1500, seed=0), seed=0)
+    exact = split.train_matrix("binary").sum(0).numpy()
+    np.testing.assert_array_equal(bounded_item_counts(split), exact)
+    capped = bounded_item_counts(split, max_items_per_user=2, seed=0)
+    assert capped.sum() == np.minimum(split.train_matrix("binary").sum(1).numpy(), 2).sum()
+    assert (capped <= exact).all()
+    # huge epsilon: the noisy ranking is the exact one; the noise has scale Δ/ε
+    loose = DPPopularityRecommender(epsilon=1e6, seed=0).fit(split)
+    np.testing.assert_allclose(loose.counts_.numpy(), exact, atol=1e-3)
+    tight = DPPopularityRecommender(epsilon=0.01, max_items_per_user=5, seed=0).fit(split)
+    assert np.abs(tight.counts_.numpy() - bounded_item_counts(split, 5, seed=0)).mean() > 50
+    assert evaluate(loose, split, k=5)["ndcg@5"] > 0
