@@ -12,6 +12,11 @@ trained on implicit feedback with one of the losses of :mod:`recnb.math.losses`:
 - ``"bpr"`` -- ``-log σ(s_ug - s_ug')``;
 - ``"bce"`` -- binary cross-entropy with label 1 for the positive and 0 for each negative.
 
+Training (the defaults were chosen on MovieLens-100k, see ``benchmarks/movielens.py``): Adagrad
+(``optimizer="adagrad"``, or Adam) on mini-batches of ``batch_size`` triples, with BPR's own
+regulariser (Rendle et al. 2009) on the rows a batch touches:
+``loss + l2 * mean_b(‖e_u‖² + ‖e_g‖² + Σ_{g'} ‖e_g'‖²)``, not a decay of every row at every step.
+
 Each training epoch logs (one value per epoch, see :class:`~recnb.training.HistoryLogger`)
 ``train_loss``, ``user_norm`` and ``item_norm`` (mean Euclidean norm of the embedding tables),
 ``pos_score`` and ``neg_score`` (mean score of the batch's positives and sampled negatives);
@@ -32,6 +37,7 @@ from recnb.math.losses import bce_loss, bpr_loss, negative_sampling_loss, positi
 from recnb.models.base import LightningRecommender, Users, as_user_tensor
 
 LOSSES = ("positive_only", "negative_sampling", "bpr", "bce")
+OPTIMIZERS = ("adagrad", "adam")
 
 
 def top_direction_share(E: torch.Tensor) -> float:
@@ -58,7 +64,8 @@ class EmbeddingRecommender(LightningRecommender):
 
     Hyper-parameters (all saved with ``save_hyperparameters``):
     ``embedding_dim`` d; ``loss`` (see :data:`LOSSES`); ``negatives`` sampled per positive;
-    ``item_bias``; ``lr`` and ``weight_decay`` of Adam; ``init_std`` of the normal
+    ``item_bias``; ``optimizer`` (``"adagrad"`` or ``"adam"``) and its ``lr``; ``l2``, the penalty on
+    the squared norms of the embeddings a batch uses (see the module docstring); ``init_std`` of the normal
     initialisation; ``max_epochs``; ``batch_size``; ``sampler`` of negatives (``"uniform"`` or
     ``"popularity"``); ``seed`` (initialisation, batch order and negatives); ``progress``.
 
@@ -68,15 +75,16 @@ class EmbeddingRecommender(LightningRecommender):
 
     def __init__(
         self,
-        embedding_dim: int = 32,
+        embedding_dim: int = 64,
         loss: str = "bpr",
         negatives: int = 4,
         item_bias: bool = False,
-        lr: float = 0.01,
-        weight_decay: float = 1e-4,
+        optimizer: str = "adagrad",
+        lr: float = 0.1,
+        l2: float = 0.01,
         init_std: float = 0.1,
-        max_epochs: int = 20,
-        batch_size: int = 512,
+        max_epochs: int = 15,
+        batch_size: int = 2048,
         sampler: str = "uniform",
         seed: int = 0,
         progress: bool = False,
@@ -84,13 +92,15 @@ class EmbeddingRecommender(LightningRecommender):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         for name, value in (("embedding_dim", embedding_dim), ("negatives", negatives), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         for name, value, ok in (("lr", lr, lr > 0), ("init_std", init_std, init_std > 0),
-                                ("weight_decay", weight_decay, weight_decay >= 0)):
+                                ("l2", l2, l2 >= 0)):
             if not ok:
-                raise ValueError(f"{name} must be {'>= 0' if name == 'weight_decay' else '> 0'}, got {value}")
+                raise ValueError(f"{name} must be {'>= 0' if name == 'l2' else '> 0'}, got {value}")
         self.save_hyperparameters()
         self.user_embedding: nn.Embedding | None = None
         self.item_embedding: nn.Embedding | None = None
@@ -120,7 +130,9 @@ class EmbeddingRecommender(LightningRecommender):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp: Any = self.hparams
-        return torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.optimizer == "adam":
+            return torch.optim.Adam(self.parameters(), lr=hp.lr)
+        return torch.optim.Adagrad(self.parameters(), lr=hp.lr)
 
     # -- scores -------------------------------------------------------------------------------
     def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -158,10 +170,15 @@ class EmbeddingRecommender(LightningRecommender):
         labels[:, 0] = 1.0
         return bce_loss(logits, labels)
 
+    def batch_norms(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``mean_b(‖e_u‖² + ‖e_g‖² + Σ_{g'} ‖e_g'‖²)``: the squared norms of the rows a batch uses."""
+        rows = (self.user_embedding(batch["user"]), self.item_embedding(batch["pos"]), self.item_embedding(batch["neg"]))
+        return sum((r**2).reshape(len(batch["user"]), -1).sum(dim=1) for r in rows).mean()
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         pos = self.pair_scores(batch["user"], batch["pos"])
         neg = self.pair_scores(batch["user"], batch["neg"])
-        loss = self.loss(pos, neg)
+        loss = self.loss(pos, neg) + self.hparams.l2 * self.batch_norms(batch)
         b = len(pos)
         with torch.no_grad():
             logs = {

@@ -123,7 +123,7 @@ class DPEmbeddingRecommender(EmbeddingRecommender):
         seed: int = 0,
         progress: bool = False,
     ) -> None:
-        super().__init__(embedding_dim=embedding_dim, loss="bpr", negatives=negatives, lr=lr, weight_decay=0.0,
+        super().__init__(embedding_dim=embedding_dim, loss="bpr", negatives=negatives, lr=lr, l2=0.0,
                          init_std=init_std, max_epochs=max_epochs, seed=seed, progress=progress)
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must lie in (0, 1], got {sample_rate}")
