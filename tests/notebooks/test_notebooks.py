@@ -15,7 +15,7 @@ from recnb.report.runner import DEFAULT_KERNEL, NOTEBOOKS_DIR, run_report
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 COURSE = [
     "00_quickstart", "01_cosine_and_ranking", "02_sigmoid_loss", "03_data_asset_inventory",
-    "04_collaborative_filtering", "05_content_features", "06_hybrid_blending",
+    "04_collaborative_filtering", "05_content_features", "06_hybrid_blending", "07_evaluation",
 ]
 
 # What each notebook's recorded metrics must satisfy in the smoke profile: name -> check.
@@ -79,7 +79,20 @@ def _hybrid_blending(m: dict[str, Any]) -> None:
     assert m["ndcg@10_new_items_best"] > 0.03
 
 
+def _evaluation(m: dict[str, Any]) -> None:
+    assert m["ndcg@10_ease"] > 0.3, m["ndcg@10_ease"]
+    assert m["ndcg@10_ease_ci_low"] < m["ndcg@10_ease"] < m["ndcg@10_ease_ci_high"]
+    assert m["gauc_ease"] > m["gauc_popularity"] > 0.5
+    assert m["personalisation_ease"] > m["personalisation_popularity"]
+    assert m["exposure_gini_ease"] < m["exposure_gini_popularity"]
+    assert m["ease_lambda"] in (10.0, 100.0) and m["ease_lambda_test_peek"] in (10.0, 100.0)
+    assert m["intervals_overlap_ease_runner_up"] in (0.0, 1.0) and 0 < m["paired_p_ease_runner_up"] <= 1
+    # a time split removes the leakage from the future that a random split allows
+    assert m["ndcg@10_ease_time_split"] < m["ndcg@10_ease"]
+
+
 EXPECTATIONS: dict[str, Check] = {
+    "07_evaluation": _evaluation,
     "04_collaborative_filtering": _collaborative_filtering,
     "06_hybrid_blending": _hybrid_blending,
     "03_data_asset_inventory": _data_asset_inventory,
