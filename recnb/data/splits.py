@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from recnb.data.schema import EVENT, ITEM, ITEM_IDX, RATING, TIME, USER, USER_IDX, IdIndex, RecData, Split
+from recnb.data.validation import check_seed
 
 #: how strongly each event kind signals interest (larger = stronger); unknown kinds count as 0
 EVENT_STRENGTH: dict[str, int] = {"view": 0, "click": 1, "cart": 2, "purchase": 3, "rating": 3}
@@ -34,35 +36,98 @@ def positives(interactions: pd.DataFrame, events: Sequence[str] | None = None, d
     """The implicit positives of an interaction log (see the module docstring).
 
     Returns a frame with the input's columns, sorted by ``(user, timestamp, item)``, index reset.
+    Vectorised with numpy (one ``lexsort`` and segment reductions, no pandas group-by), so it runs
+    in seconds on millions of rows. ``user_id`` and ``item_id`` must hold integer ids.
     """
-    frame = interactions
-    if events is not None:
-        events = [events] if isinstance(events, str) else list(events)
-        unknown = sorted(set(events) - set(frame[EVENT].dropna().unique()))
-        if len(unknown) == len(events):
-            raise ValueError(f"none of events={events} occurs in the data; it has {sorted(frame[EVENT].dropna().unique())}")
-        frame = frame[frame[EVENT].isin(events)]
-    if dedupe and len(frame):
-        frame = frame.sort_values([USER, ITEM, TIME], kind="stable")
-        strength = frame[EVENT].map(EVENT_STRENGTH).fillna(0).to_numpy()
-        groups = frame.groupby([USER, ITEM], sort=False)
-        last = groups.tail(1).set_index([USER, ITEM])
-        best = pd.Series(strength, index=frame.index).groupby([frame[USER], frame[ITEM]]).idxmax()
-        last[EVENT] = frame.loc[best.to_numpy(), EVENT].to_numpy()
-        last[RATING] = groups[RATING].last().to_numpy()  # last non-NaN rating of the pair
-        frame = last.reset_index()[list(interactions.columns)]
-    return frame.sort_values([USER, TIME, ITEM], kind="stable").reset_index(drop=True)
+    frame = interactions if events is None else interactions[_event_rows(interactions, events)]
+    u, i = _int_ids(frame[USER], USER), _int_ids(frame[ITEM], ITEM)
+    t = _time_key(frame[TIME])
+    if not (dedupe and len(frame)):
+        return frame.iloc[np.lexsort((i, t, u))].reset_index(drop=True)
+    order = np.lexsort((t, i, u))  # by (user, item, time), ties in row order
+    us, is_ = u[order], i[order]
+    start = np.flatnonzero(np.r_[True, (us[1:] != us[:-1]) | (is_[1:] != is_[:-1])])
+    size = np.diff(np.r_[start, len(order)])
+    last = start + size - 1  # each pair's latest row
+    pos = np.arange(len(order))
+    codes, kinds = pd.factorize(frame[EVENT].to_numpy()[order], use_na_sentinel=True)
+    strength = np.array([EVENT_STRENGTH.get(k, 0) for k in kinds] + [0], dtype=np.int64)[codes]  # NA (-1) -> 0
+    best = np.maximum.reduceat(strength, start)
+    strongest = np.minimum.reduceat(np.where(strength == np.repeat(best, size), pos, len(pos)), start)  # first of them
+    rating = frame[RATING].to_numpy(np.float64, na_value=np.nan)[order]
+    last_rated = np.maximum.reduceat(np.where(np.isnan(rating), -1, pos), start)
+    # the pairs, then sorted by (user, timestamp, item)
+    final = np.lexsort((is_[last], t[order][last], us[last]))
+    rows = order[last][final]
+    out = frame.iloc[rows].reset_index(drop=True)
+    out[EVENT] = frame[EVENT].to_numpy()[order[strongest[final]]]
+    lr = last_rated[final]
+    out[RATING] = np.where(lr >= 0, rating[np.maximum(lr, 0)], np.nan)
+    return out
+
+
+def _event_rows(frame: pd.DataFrame, events: Sequence[str] | str) -> np.ndarray:
+    """Bool mask of the rows whose event is in ``events``; an error if none of the kinds occurs at all."""
+    events = [events] if isinstance(events, str) else list(events)
+    present = set(frame[EVENT].dropna().unique())
+    if not set(events) & present:
+        raise ValueError(f"none of events={events} occurs in the data; it has {sorted(present)}")
+    return frame[EVENT].isin(events).to_numpy()
+
+
+def _int_ids(values: pd.Series, column: str) -> np.ndarray:
+    """``values`` as int64; a ``ValueError`` naming ``column`` for non-integer or missing ids."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_integer_dtype(dtype):
+        if values.isna().any():
+            raise ValueError(f"interactions column {column!r} holds {int(values.isna().sum())} missing ids; "
+                             "validate and clean the data first (recnb.data.validate / recnb.data.clean)")
+        return values.to_numpy(np.int64)
+    if not pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        example = values.iloc[0] if len(values) else None
+        raise ValueError(f"interactions column {column!r} must hold integer ids (int64), got dtype {dtype} "
+                         f"(e.g. {example!r}); validate and clean the data first (recnb.data.validate / recnb.data.clean)")
+    return values.to_numpy(np.int64)
+
+
+def _time_key(values: pd.Series) -> np.ndarray:
+    """Timestamps as int64 nanoseconds for sorting, missing ones last (as pandas sorts them)."""
+    if not pd.api.types.is_datetime64_any_dtype(values.dtype):
+        raise ValueError(f"interactions column {TIME!r} must hold timestamps (datetime64[ns]), got dtype {values.dtype}")
+    key = values.to_numpy("datetime64[ns]").view(np.int64).copy()
+    key[values.isna().to_numpy()] = np.iinfo(np.int64).max
+    return key
+
+
+def _check_log(data: RecData) -> None:
+    """A clear error for an interaction log that cannot be split (empty)."""
+    if len(data.interactions) == 0:
+        raise ValueError(f"data.interactions of {data.name!r} is empty: there is no interaction to split")
+
+
+def _check_train(train: pd.DataFrame, how: str) -> None:
+    if len(train) == 0:
+        raise ValueError(f"{how} leaves no training rows: every model needs some interactions to learn from")
 
 
 def _index(data: RecData) -> tuple[IdIndex, IdIndex, pd.DataFrame]:
-    users = IdIndex.from_ids(data.users[USER])
-    items = IdIndex.from_ids(data.items[ITEM])
-    for name, index, ids in (("user", users, data.interactions[USER]), ("item", items, data.interactions[ITEM])):
-        known = np.isin(ids.to_numpy(), index.ids)
+    for table, column in ((data.users, USER), (data.items, ITEM)):
+        name = "users" if column == USER else "items"
+        if column not in table.columns:
+            raise ValueError(f"the {name} table has no {column!r} column")
+        if not pd.api.types.is_integer_dtype(table[column].dtype) or table[column].isna().any():
+            raise ValueError(f"{name} table column {column!r} must hold integer ids (int64), got dtype {table[column].dtype}; "
+                             "validate and clean the data first (recnb.data.validate / recnb.data.clean)")
+    users = IdIndex.from_ids(data.users[USER].to_numpy(np.int64))
+    items = IdIndex.from_ids(data.items[ITEM].to_numpy(np.int64))
+    for name, index, column in (("user", users, USER), ("item", items, ITEM)):
+        ids = _int_ids(data.interactions[column], column)
+        pos = np.clip(np.searchsorted(index.ids, ids), 0, max(len(index) - 1, 0))
+        known = index.ids[pos] == ids if len(index) else np.zeros(len(ids), bool)
         if not known.all():
             raise ValueError(
                 f"{(~known).sum()} interactions have a {name}_id missing from the {name}s table "
-                f"(first: {ids[~known].iloc[0]!r}); validate and clean the data first "
+                f"(first: {ids[~known][0]!r}); validate and clean the data first "
                 "(recnb.data.validate / recnb.data.clean)"
             )
     items_frame = data.items.sort_values(ITEM).reset_index(drop=True)
@@ -70,7 +135,7 @@ def _index(data: RecData) -> tuple[IdIndex, IdIndex, pd.DataFrame]:
 
 
 def _with_idx(frame: pd.DataFrame, users: IdIndex, items: IdIndex) -> pd.DataFrame:
-    out = frame.reset_index(drop=True).copy()
+    out = frame.reset_index(drop=True)
     out[USER_IDX] = users.index(out[USER].to_numpy()).astype(np.int64)
     out[ITEM_IDX] = items.index(out[ITEM].to_numpy()).astype(np.int64)
     return out
@@ -115,10 +180,14 @@ def random_holdout(
     test rows), so with ``min_train >= 1`` there are no cold users. ``seed`` fixes the choice.
     """
     _check_ratio("test_ratio", test_ratio)
+    seed = check_seed(seed)
+    _check_min_train(min_train)
+    _check_log(data)
     users, items, items_frame = _index(data)
     frame = positives(data.interactions, events, dedupe)
     key = np.random.default_rng(seed).random(len(frame))
     test = _per_user_holdout(frame, key, test_ratio, None, min_train, USER)
+    _check_train(frame[~test], f"random_holdout(test_ratio={test_ratio}, min_train={min_train})")
     return Split(_with_idx(frame[~test], users, items), _with_idx(frame[test], users, items), users, items,
                  items_frame, name=f"{data.name}: random holdout {test_ratio:g}")
 
@@ -131,12 +200,15 @@ def leave_last_out(
     dedupe: bool = True,
 ) -> Split:
     """Per user, hold out the ``n`` latest positives (ties by row order); keep ``min_train``."""
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be at least 1, got {n!r}")
+    _check_min_train(min_train)
+    _check_log(data)
     users, items, items_frame = _index(data)
     frame = positives(data.interactions, events, dedupe)
     key = np.arange(len(frame))  # positives() sorts by (user, timestamp, item): row order is time order
     test = _per_user_holdout(frame, key, None, n, min_train, USER)
+    _check_train(frame[~test], f"leave_last_out(n={n}, min_train={min_train})")
     return Split(_with_idx(frame[~test], users, items), _with_idx(frame[test], users, items), users, items,
                  items_frame, name=f"{data.name}: leave last {n} out")
 
@@ -154,21 +226,51 @@ def time_cut(
     already had in train is dropped (a repeat is not a new discovery). Test users absent before
     the cut are *cold users*, test items absent before it *cold items*.
     """
+    _check_log(data)
     users, items, items_frame = _index(data)
     log = data.interactions
-    if isinstance(at, float):
-        _check_ratio("at (a quantile)", at)
-        cut = pd.Timestamp(log[TIME].quantile(at))
-    else:
-        cut = pd.Timestamp(at)
-    before = log[TIME] < cut
-    train = positives(log[before], events, dedupe)
-    test = positives(log[~before], events, dedupe)
-    if dedupe:
-        seen = pd.MultiIndex.from_frame(train[[USER, ITEM]])
-        test = test[~pd.MultiIndex.from_frame(test[[USER, ITEM]]).isin(seen)]
+    _time_key(log[TIME])  # a clear error unless the column holds timestamps
+    cut = _cut_time(at, log[TIME])
+    before = (log[TIME] < cut).to_numpy()
+    if not before.any():
+        raise ValueError(f"time_cut(at={at!r}) cuts at {cut}, before the first interaction ({log[TIME].min()}): "
+                         "it leaves no training rows")
+    if events is not None:  # filtered on the whole log, so an event kind absent on one side is no error
+        chosen = _event_rows(log, events)
+        log, before = log[chosen], before[chosen]
+    train = positives(log[before], None, dedupe)
+    test = positives(log[~before], None, dedupe)
+    _check_train(train, f"time_cut(at={at!r}, events={events!r})")
+    if dedupe and len(test):
+        n_items = int(max(train[ITEM].max(), test[ITEM].max())) + 1
+        seen = np.unique(train[USER].to_numpy(np.int64) * n_items + train[ITEM].to_numpy(np.int64))
+        test = test[~np.isin(test[USER].to_numpy(np.int64) * n_items + test[ITEM].to_numpy(np.int64), seen)]
     return Split(_with_idx(train, users, items), _with_idx(test, users, items), users, items, items_frame,
                  name=f"{data.name}: time cut at {cut}")
+
+
+def _cut_time(at: object, times: pd.Series) -> pd.Timestamp:
+    """The cut of :func:`time_cut`: ``at`` parsed as a timestamp, or the ``at`` quantile of ``times``."""
+    if isinstance(at, float):
+        _check_ratio("at (a quantile)", at)
+        return pd.Timestamp(times.quantile(at))
+    if isinstance(at, bool | int | np.integer) or not isinstance(at, str | pd.Timestamp | np.datetime64 | date):
+        raise ValueError(f"at must be a timestamp (e.g. '2024-03-01') or a float quantile in (0, 1), "
+                         f"got {at!r} ({type(at).__name__})")
+    try:
+        cut = pd.Timestamp(at)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"at={at!r} cannot be parsed as a timestamp (e.g. '2024-03-01'): {err}") from None
+    if cut is pd.NaT:
+        raise ValueError(f"at={at!r} cannot be parsed as a timestamp (e.g. '2024-03-01')")
+    if cut.tzinfo is not None and times.dt.tz is None:
+        raise ValueError(f"at={at!r} has a time zone, the timestamps have none: give a naive time")
+    return cut
+
+
+def _check_min_train(min_train: object) -> None:
+    if isinstance(min_train, bool) or not isinstance(min_train, int | np.integer) or min_train < 0:
+        raise ValueError(f"min_train must be a non-negative integer, got {min_train!r}")
 
 
 def holdout_validation(split: Split, ratio: float = 0.2, seed: int = 0, method: str = "random",
@@ -180,6 +282,8 @@ def holdout_validation(split: Split, ratio: float = 0.2, seed: int = 0, method: 
     hyper-parameters (such as a blending α) can be chosen on it without touching the test set.
     """
     _check_ratio("ratio", ratio)
+    seed = check_seed(seed)
+    _check_min_train(min_train)
     train = split.train.reset_index(drop=True)
     if method == "random":
         key = np.random.default_rng(seed).random(len(train))
@@ -188,6 +292,7 @@ def holdout_validation(split: Split, ratio: float = 0.2, seed: int = 0, method: 
     else:
         raise ValueError(f"method must be 'random' or 'last', got {method!r}")
     val = _per_user_holdout(train, key, ratio, None, min_train, USER_IDX)
+    _check_train(train[~val], f"holdout_validation(ratio={ratio}, min_train={min_train})")
     return replace(split, train=train[~val].reset_index(drop=True), test=train[val].reset_index(drop=True),
                    name=f"{split.name} | validation {method} {ratio:g}")
 
@@ -200,7 +305,7 @@ def hold_out_items(split: Split, share: float = 0.1, seed: int = 0) -> tuple[Spl
     their history (they become cold users).
     """
     _check_ratio("share", share)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     new_items = np.sort(rng.choice(split.n_items, size=max(1, round(share * split.n_items)), replace=False))
     moved = split.train[ITEM_IDX].isin(new_items)
     test = pd.concat([split.test, split.train[moved]], ignore_index=True)

@@ -25,9 +25,20 @@ Generative model (all draws from ``numpy.random.default_rng(seed)``):
 ``truth`` holds ``user_taste`` ``(n_users, C)`` (users row order), ``price_sensitivity``
 ``(n_users,)``, ``item_category`` ``(n_items,)`` category codes (items row order),
 ``categories`` (names), ``complement`` (``(C,)`` code of each category's complement, -1 if none),
-``item_popularity``, ``item_quality``, ``affinity`` ``(n_users, n_items)`` float32 and, with dirt,
-``dirt`` (what was added, by kind) and ``bot_users`` (ids). Bot users are appended after the
-``n_users`` real users, so the per-user truth arrays cover the first ``n_users`` rows of ``users``.
+``item_popularity``, ``item_quality``, ``item_log_price_ratio`` ``(n_items,)`` (``log(p_i / median_c)``)
+and, with dirt, ``dirt`` (what was added, by kind) and ``bot_users`` (ids). Bot users are appended
+after the ``n_users`` real users, so the per-user truth arrays cover the first ``n_users`` rows of
+``users``. The affinity matrix is never stored (it is ``n_users x n_items``):
+:func:`true_affinity` computes the rows of a batch of users on demand.
+
+**Sampling at scale.** Nothing of size ``n_users x n_items`` is built. The funnel needs ``s_ui``
+only for the viewed pairs, computed pairwise. Items are drawn from ``P(i | u, c)`` by exact
+rejection sampling (:func:`_sample_items`): the price factor depends on the user only through
+``beta_u``, so views are grouped by category and by a narrow bin ``[b w, (b + 1) w)`` of ``beta``;
+a proposal is drawn by inverse CDF from the group's table ``∝ pi_i exp(-b w r_i)`` (``r_i`` the
+log price ratio) and accepted with probability ``exp(-(beta_u - b w)(r_i - min_c r))`` <= 1, which
+turns the proposal into the exact target; ``w`` is chosen so that at least ``exp(-1/4)`` ≈ 78% of
+proposals are accepted. Memory is ``O(n_interactions + n_bins * n_items)``.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from recnb.data.schema import EVENT, ITEM, RATING, SESSION, TIME, USER, RecData
+from recnb.data.validation import check_seed
 
 # name, product nouns, category adjectives, feature phrases, base price
 _CATALOGUE: list[tuple[str, list[str], list[str], list[str], float]] = [
@@ -131,16 +143,25 @@ def make_shop(
     of interaction rows (of items for ``bad_prices`` and ``missing`` item fields, of users for
     ``bots``). User and item ids are ``1..n``. Interactions are sorted by time.
     """
+    for name, value in (("n_users", n_users), ("n_items", n_items), ("n_interactions", n_interactions),
+                        ("n_categories", n_categories), ("days", days)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if not 1 <= n_categories <= len(_CATALOGUE):
         raise ValueError(f"n_categories must lie in 1..{len(_CATALOGUE)}, got {n_categories}")
-    for name, value in (("n_users", n_users), ("n_items", n_items), ("n_interactions", n_interactions)):
+    for name, value in (("n_users", n_users), ("n_items", n_items), ("n_interactions", n_interactions), ("days", days)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
     if n_items < n_categories:
         raise ValueError(f"n_items ({n_items}) must be at least n_categories ({n_categories})")
     rates = _dirt_rates(dirt)
-    rng = np.random.default_rng(seed)
-    t0 = pd.Timestamp(start)
+    rng = np.random.default_rng(check_seed(seed))
+    try:
+        t0 = pd.Timestamp(start)
+    except (TypeError, ValueError):
+        t0 = pd.NaT
+    if t0 is pd.NaT:
+        raise ValueError(f"start must be a date such as '2024-01-01', got {start!r}")
 
     items, item_cat, quality, popularity, rel_price = _make_items(rng, n_items, n_categories, popularity_sigma)
     taste = rng.dirichlet(np.full(n_categories, taste_concentration), size=n_users)
@@ -153,14 +174,9 @@ def make_shop(
             "signup": t0 - pd.to_timedelta(rng.integers(0, 720, size=n_users), unit="D"),
         }
     )
-    affinity = (
-        np.clip(np.log(n_categories * taste[:, item_cat] + 1e-12), -4.0, 2.0)
-        - beta[:, None] * rel_price[None, :]
-        + quality[None, :]
-    ).astype(np.float32)
     complement = np.array([c ^ 1 if (c ^ 1) < n_categories else -1 for c in range(n_categories)])
     interactions = _make_interactions(
-        rng, n_interactions, taste, beta, activity, item_cat, popularity, rel_price, affinity, complement,
+        rng, n_interactions, taste, beta, activity, item_cat, quality, popularity, rel_price, complement,
         bundle_rate, t0, days,
     )
     truth: dict[str, Any] = {
@@ -172,7 +188,7 @@ def make_shop(
         "complement": complement,
         "item_popularity": popularity,
         "item_quality": quality,
-        "affinity": affinity,
+        "item_log_price_ratio": rel_price,
     }
     data = RecData("synthetic", interactions, items, users, truth)
     if any(rates.values()):
@@ -203,16 +219,20 @@ def _make_items(rng: np.random.Generator, n_items: int, n_categories: int, popul
     price = np.round(base[item_cat] * rng.lognormal(0.0, 0.35, n_items)) - 0.01
     price = np.maximum(price, 0.99)
     quality = rng.normal(0.0, 0.5, n_items)
+    # words, drawn for all items at once: brand, noun, adjective, generic adjective, two distinct
+    # features, a closing sentence and a model code
+    draw = rng.integers(0, 2**31, size=(n_items, 8))
     titles, descriptions, brands = [], [], []
-    for i, c in enumerate(item_cat):
-        name, nouns, adjectives, features, _ = _CATALOGUE[c]
-        brand = _BRANDS[c // 2][rng.integers(len(_BRANDS[c // 2]))]
-        noun = nouns[rng.integers(len(nouns))]
-        adj = adjectives[rng.integers(len(adjectives))]
-        generic = _GENERIC_ADJECTIVES[rng.integers(len(_GENERIC_ADJECTIVES))]
-        f1, f2 = rng.choice(len(features), size=2, replace=False)
-        sentence = _GENERIC_SENTENCES[rng.integers(len(_GENERIC_SENTENCES))]
-        model = f"{chr(65 + rng.integers(26))}{rng.integers(1, 10)}"
+    for i, c in enumerate(item_cat.tolist()):
+        _, nouns, adjectives, features, _ = _CATALOGUE[c]
+        d = draw[i].tolist()
+        brand_list = _BRANDS[c // 2]
+        brand, noun, adj = brand_list[d[0] % len(brand_list)], nouns[d[1] % len(nouns)], adjectives[d[2] % len(adjectives)]
+        generic = _GENERIC_ADJECTIVES[d[3] % len(_GENERIC_ADJECTIVES)]
+        f1 = d[4] % len(features)
+        f2 = (f1 + 1 + d[5] % (len(features) - 1)) % len(features)  # uniform over the other features
+        sentence = _GENERIC_SENTENCES[d[6] % len(_GENERIC_SENTENCES)]
+        model = f"{chr(65 + d[7] % 26)}{1 + d[7] // 26 % 9}"
         titles.append(f"{brand} {adj} {noun} {model}")
         descriptions.append(f"{generic.capitalize()} {adj} {noun} with {features[f1]} and {features[f2]}. {sentence}")
         brands.append(brand)
@@ -234,6 +254,45 @@ def _make_items(rng: np.random.Generator, n_items: int, n_categories: int, popul
     return items, item_cat, quality, popularity, rel_price
 
 
+def true_affinity(truth: dict[str, Any], users: Any) -> np.ndarray:
+    """The true affinity ``s_ui`` of a batch of users for every item: ``(len(users), n_items)`` float32.
+
+    ``s_ui = clip(log(C theta_uc), -4, 2) - beta_u log(p_i / median_c) + q_i`` (module docstring),
+    computed from ``truth`` (``user_taste``, ``price_sensitivity``, ``item_category``,
+    ``item_log_price_ratio``, ``item_quality``). ``users`` are *row positions* in ``users`` order
+    (``user_id - 1`` for the shop's real users), integers in ``0..n_users-1``; memory is
+    ``len(users) x n_items``, so score large shops a batch of users at a time.
+    """
+    missing = [k for k in ("user_taste", "price_sensitivity", "item_category", "item_log_price_ratio", "item_quality")
+               if k not in truth]
+    if missing:
+        raise ValueError(f"truth lacks {missing}: pass the truth of a shop made by make_shop")
+    u = np.asarray(users)
+    if u.dtype == bool or not np.issubdtype(u.dtype, np.integer):
+        raise ValueError(f"users must be integer user positions (0..n_users-1), got dtype {u.dtype}")
+    u = u.reshape(-1).astype(np.int64)
+    n_users = len(truth["user_taste"])
+    if u.size and (u.min() < 0 or u.max() >= n_users):
+        raise ValueError(f"users must lie in 0..{n_users - 1} (the shop's real users), got {u.min()}..{u.max()}")
+    taste, beta = truth["user_taste"][u], truth["price_sensitivity"][u]
+    cat, C = truth["item_category"], truth["user_taste"].shape[1]
+    return (
+        np.clip(np.log(C * taste[:, cat] + 1e-12), -4.0, 2.0)
+        - beta[:, None] * truth["item_log_price_ratio"][None, :]
+        + truth["item_quality"][None, :]
+    ).astype(np.float32)
+
+
+def _pair_affinity(taste, beta, item_cat, quality, rel_price, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``s_ui`` of paired ``users`` and ``items`` ``(n,)`` (the entries :func:`true_affinity` would give)."""
+    C = taste.shape[1]
+    return (
+        np.clip(np.log(C * taste[users, item_cat[items]] + 1e-12), -4.0, 2.0)
+        - beta[users] * rel_price[items]
+        + quality[items]
+    ).astype(np.float32)
+
+
 def _sample_rows(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
     """One column index per row of ``weights`` (R, K), drawn with probability ∝ the row."""
     cdf = np.cumsum(weights, axis=1)
@@ -241,8 +300,64 @@ def _sample_rows(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
     return np.minimum((cdf < u[:, None]).sum(axis=1), weights.shape[1] - 1)
 
 
+#: the rejection sampler's lowest acceptance probability is exp(-_ACCEPT_LOSS)
+_ACCEPT_LOSS = 0.25
+
+
+def _sample_items(
+    rng: np.random.Generator, users: np.ndarray, cats: np.ndarray, beta: np.ndarray, item_cat: np.ndarray,
+    popularity: np.ndarray, rel_price: np.ndarray,
+) -> np.ndarray:
+    """One item per request ``(users[k], cats[k])``, drawn from ``P(i | u, c) ∝ pi_i exp(-beta_u r_i)``, i in c.
+
+    Exact rejection sampling, vectorised (see the module docstring): requests are grouped by
+    category and by the bin ``b = floor(beta_u / w)``; a proposal comes from the group's inverse
+    CDF ``∝ pi_i exp(-b w r_i)`` (one ``searchsorted`` over the concatenated tables of all groups)
+    and is accepted with probability ``exp(-(beta_u - b w)(r_i - min_c r)) <= 1``. Rejected
+    requests are drawn again until none is left.
+    """
+    n = len(users)
+    out = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return out
+    n_categories = int(item_cat.max()) + 1
+    by_cat = np.argsort(item_cat, kind="stable")  # item indices grouped by category
+    size = np.bincount(item_cat, minlength=n_categories)
+    first = np.concatenate([[0], np.cumsum(size)[:-1]])
+    r_sorted = rel_price[by_cat]
+    r_min = np.minimum.reduceat(r_sorted, first)  # every category has an item
+    spread = float(np.max(np.maximum.reduceat(r_sorted, first) - r_min))
+    width = _ACCEPT_LOSS / spread if spread > 0 else 1.0  # no spread: every proposal is accepted
+    b = np.floor(beta[users] / width).astype(np.int64)
+    key = b * n_categories + cats
+    groups = np.flatnonzero(np.bincount(key))  # the (bin, category) groups that occur, ascending
+    group_of = np.searchsorted(groups, key).astype(np.uint16 if len(groups) < 2**16 else np.int64)
+    g_cat = groups % n_categories
+    g_beta = (groups // n_categories) * width  # the bin's lower edge
+    g_size = size[g_cat]
+    g_end = np.cumsum(g_size)
+    g_start = g_end - g_size
+    member = by_cat[np.repeat(first[g_cat] - g_start, g_size) + np.arange(g_end[-1])]
+    w = popularity[member] * np.exp(-np.repeat(g_beta, g_size) * rel_price[member])
+    cdf = np.cumsum(w / np.repeat(np.add.reduceat(w, g_start), g_size))  # group g spans about (g, g + 1]
+    lo = np.where(g_start > 0, cdf[np.maximum(g_start - 1, 0)], 0.0)
+    hi = cdf[g_end - 1]
+    # requests in group order (a radix sort of small keys): each search stays in one group's table,
+    # which is cache-friendly and several times faster than searching the whole table at random
+    pending = np.argsort(group_of, kind="stable")
+    while pending.size:
+        g = group_of[pending]
+        pos = np.searchsorted(cdf, lo[g] + rng.random(len(g)) * (hi[g] - lo[g]), side="right")
+        item = member[np.clip(pos, g_start[g], g_end[g] - 1)]
+        accept_p = np.exp(-(beta[users[pending]] - g_beta[g]) * (rel_price[item] - r_min[cats[pending]]))
+        ok = rng.random(len(g)) < accept_p
+        out[pending[ok]] = item[ok]
+        pending = pending[~ok]
+    return out
+
+
 def _make_interactions(
-    rng, n_interactions, taste, beta, activity, item_cat, popularity, rel_price, affinity, complement,
+    rng, n_interactions, taste, beta, activity, item_cat, quality, popularity, rel_price, complement,
     bundle_rate, t0, days,
 ) -> pd.DataFrame:
     n_users, n_categories = taste.shape
@@ -267,48 +382,40 @@ def _make_interactions(
 
     v_session = np.repeat(np.arange(n_sessions), s_views)
     v_user, v_cat = s_user[v_session], s_cat[v_session]
-    v_item = np.empty(len(v_session), dtype=np.int64)
-    for c in range(n_categories):
-        rows = np.flatnonzero(v_cat == c)
-        members = np.flatnonzero(item_cat == c)
-        w = popularity[members][None, :] * np.exp(-beta[v_user[rows], None] * rel_price[members][None, :])
-        v_item[rows] = members[_sample_rows(rng, w)]
+    v_item = _sample_items(rng, v_user, v_cat, beta, item_cat, popularity, rel_price)
+    v_affinity = _pair_affinity(taste, beta, item_cat, quality, rel_price, v_user, v_item)
 
-    def funnel(users, items_):
-        s = affinity[users, items_]
+    def funnel(s):
         click = rng.random(len(s)) < 1 / (1 + np.exp(-(s - 1.5)))
         cart = click & (rng.random(len(s)) < 1 / (1 + np.exp(-(s - 1.5))))
         buy = cart & (rng.random(len(s)) < 0.5)
         return click, cart, buy
 
-    click, cart, buy = funnel(v_user, v_item)
+    click, cart, buy = funnel(v_affinity)
     # bundles: after a purchase, buy an item of the complementary category in the same session
     bought = np.flatnonzero(buy & (complement[v_cat] >= 0) & (rng.random(len(buy)) < bundle_rate))
     b_session, b_user, b_cat = v_session[bought], v_user[bought], complement[v_cat[bought]]
-    b_item = np.empty(len(bought), dtype=np.int64)
-    for c in np.unique(b_cat):
-        rows = np.flatnonzero(b_cat == c)
-        members = np.flatnonzero(item_cat == c)
-        w = popularity[members][None, :] * np.exp(-beta[b_user[rows], None] * rel_price[members][None, :])
-        b_item[rows] = members[_sample_rows(rng, w)]
+    b_item = _sample_items(rng, b_user, b_cat, beta, item_cat, popularity, rel_price)
+    b_affinity = _pair_affinity(taste, beta, item_cat, quality, rel_price, b_user, b_item)
     ones = np.ones(len(bought), bool)
 
     session = np.concatenate([v_session, b_session])
     user = np.concatenate([v_user, b_user])
     item = np.concatenate([v_item, b_item])
+    affinity = np.concatenate([v_affinity, b_affinity])
     stage = np.stack([np.ones(len(session), bool), np.concatenate([click, ones]),
                       np.concatenate([cart, ones]), np.concatenate([buy, ones])], axis=1)
     # order within a session: the views in draw order, bundles after their purchase
     order_key = np.concatenate([np.arange(len(v_session)), bought + 0.5])
     order = np.lexsort((order_key, session))
-    session, user, item, stage = session[order], user[order], item[order], stage[order]
+    session, user, item, stage, affinity = session[order], user[order], item[order], stage[order], affinity[order]
 
     # keep whole sessions, in draw order, until n_interactions rows are reached
     rows_per_session = np.bincount(session, weights=stage.sum(axis=1), minlength=n_sessions)
     cum = np.cumsum(rows_per_session)
     last = int(np.searchsorted(cum, n_interactions))
     keep = session <= last
-    session, user, item, stage = session[keep], user[keep], item[keep], stage[keep]
+    session, user, item, stage, affinity = session[keep], user[keep], item[keep], stage[keep], affinity[keep]
 
     ev_row, ev_stage = np.nonzero(stage)
     n = len(ev_row)
@@ -324,22 +431,23 @@ def _make_interactions(
     ev_user, ev_item = user[ev_row], item[ev_row]
     rating = np.full(n, np.nan)
     is_buy = ev_stage == 3
-    s = affinity[ev_user[is_buy], ev_item[is_buy]].astype(float)
+    s = affinity[ev_row[is_buy]].astype(float)
     z = (s - s.mean()) / (s.std() + 1e-12) if len(s) > 1 else np.zeros_like(s)
     rating[is_buy] = np.clip(np.round(3.0 + 1.2 * z + rng.normal(0.0, 0.6, len(s))), 1, 5)
     # session ids numbered by start time
     sess_rank = np.argsort(np.argsort(s_start[: last + 1], kind="stable"), kind="stable")
-    frame = pd.DataFrame(
+    session_id = sess_rank[sess].astype(np.int64) + 1
+    order = np.lexsort((session_id, ts))  # by time, then session; stable
+    return pd.DataFrame(
         {
-            USER: ev_user.astype(np.int64) + 1,
-            ITEM: ev_item.astype(np.int64) + 1,
-            TIME: pd.to_datetime(ts, unit="ns"),
-            EVENT: np.array(_EVENTS)[ev_stage],
-            RATING: rating,
-            SESSION: sess_rank[sess].astype(np.int64) + 1,
+            USER: ev_user[order].astype(np.int64) + 1,
+            ITEM: ev_item[order].astype(np.int64) + 1,
+            TIME: pd.to_datetime(ts[order], unit="ns"),
+            EVENT: np.array(_EVENTS, dtype=object)[ev_stage[order]],
+            RATING: rating[order],
+            SESSION: session_id[order],
         }
     )
-    return frame.sort_values([TIME, SESSION], kind="stable").reset_index(drop=True)
 
 
 def _add_dirt(data: RecData, rates: dict[str, float], rng: np.random.Generator, t0: pd.Timestamp, days: int) -> RecData:

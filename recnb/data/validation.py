@@ -244,3 +244,15 @@ def validate(
     if problems and raise_errors:
         raise DataValidationError(problems, name)
     return problems
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` as a Python int; a ``ValueError`` naming ``name`` unless it is a non-negative integer.
+
+    Booleans, floats (even ``1.0``), strings and ``None`` are refused: one integer seed controls
+    every random draw, and ``numpy`` / ``torch`` would otherwise fail deep inside with their own
+    messages (or, for ``None``, silently draw fresh entropy).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {seed!r} ({type(seed).__name__})")
+    return int(seed)

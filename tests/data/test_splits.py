@@ -73,10 +73,15 @@ def test_random_holdout_property(make_frame, rows, ratio, min_train):
     inter = make_frame([(u, i, pd.Timestamp("2024-01-01") + pd.Timedelta(hours=h), "view", np.nan, 1) for u, i, h in rows])
     items = pd.DataFrame({"item_id": range(1, 9), "title": "t", "category": "c", "text": "t"})
     data = RecData("h", inter, items, pd.DataFrame({"user_id": range(1, 7)}))
+    total = positives(inter).groupby("user_id").size()
+    n_test = np.clip(np.minimum(np.floor(ratio * total + 0.5), total - min_train), 0, None)
+    if (total - n_test).sum() == 0:  # min_train=0 can send every row to test: refused, not an empty train
+        with pytest.raises(ValueError, match=r"random_holdout\(.*\) leaves no training rows"):
+            random_holdout(data, test_ratio=ratio, seed=0, min_train=min_train)
+        return
     s = random_holdout(data, test_ratio=ratio, seed=0, min_train=min_train)
     assert pairs(s.train) | pairs(s.test) == pairs(inter) and not pairs(s.train) & pairs(s.test)
     train_n = s.train.groupby("user_id").size()
-    total = positives(inter).groupby("user_id").size()
     assert (train_n.reindex(total.index, fill_value=0) >= np.minimum(total, min_train)).all()
     if min_train >= 1:
         assert len(s.cold_users) == 0
@@ -139,3 +144,76 @@ def test_unknown_ids_are_refused(tiny):
                   tiny.users)
     with pytest.raises(ValueError, match="2 interactions have a item_id missing from the items table"):
         random_holdout(bad)
+
+
+def _positives_by_pandas(interactions: pd.DataFrame) -> pd.DataFrame:
+    """The former pandas group-by implementation of positives(dedupe=True): the reference."""
+    from recnb.data.splits import EVENT_STRENGTH
+
+    frame = interactions.sort_values(["user_id", "item_id", "timestamp"], kind="stable")
+    strength = frame["event"].map(EVENT_STRENGTH).fillna(0).to_numpy()
+    groups = frame.groupby(["user_id", "item_id"], sort=False)
+    last = groups.tail(1).set_index(["user_id", "item_id"])
+    best = pd.Series(strength, index=frame.index).groupby([frame["user_id"], frame["item_id"]]).idxmax()
+    last["event"] = frame.loc[best.to_numpy(), "event"].to_numpy()
+    last["rating"] = groups["rating"].last().to_numpy()
+    frame = last.reset_index()[list(interactions.columns)]
+    return frame.sort_values(["user_id", "timestamp", "item_id"], kind="stable").reset_index(drop=True)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(0, 6),
+                          st.sampled_from(["view", "click", "cart", "purchase", "rating", "wish"]),
+                          st.sampled_from([np.nan, 1.0, 3.0, 5.0])), min_size=1, max_size=40))
+def test_vectorised_positives_equal_the_pandas_group_by(make_frame, rows):
+    # few distinct hours: many ties in time, so the row-order rules are exercised
+    inter = make_frame([(u, i, pd.Timestamp("2024-01-01") + pd.Timedelta(hours=h), e, r, k)
+                        for k, (u, i, h, e, r) in enumerate(rows)])
+    pd.testing.assert_frame_equal(positives(inter), _positives_by_pandas(inter))
+    no_dedupe = inter.sort_values(["user_id", "timestamp", "item_id"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(positives(inter, dedupe=False), no_dedupe)
+
+
+def test_empty_log_and_empty_train_are_named(tiny):
+    empty = RecData("empty", tiny.interactions.iloc[:0], tiny.items, tiny.users)
+    for split in (random_holdout, leave_last_out, time_cut):
+        with pytest.raises(ValueError, match="data.interactions of 'empty' is empty"):
+            split(empty)
+    with pytest.raises(ValueError, match=r"time_cut\(at='2020-01-01'\) cuts at 2020-01-01 00:00:00, before the first"):
+        time_cut(tiny, at="2020-01-01")
+    with pytest.raises(ValueError, match=r"time_cut\(at='2024-01-02', events=\('cart',\)\) leaves no training rows"):
+        time_cut(tiny, at="2024-01-02", events=("cart",))  # the only cart is on Jan 4, after the cut
+    with pytest.raises(ValueError, match=r"leave_last_out\(n=5, min_train=0\) leaves no training rows"):
+        leave_last_out(tiny, n=5, min_train=0)
+
+
+@pytest.mark.parametrize("at, message", [
+    ("yesterday-ish", r"at='yesterday-ish' cannot be parsed as a timestamp"),
+    (3, r"at must be a timestamp \(e.g. '2024-03-01'\) or a float quantile in \(0, 1\), got 3 \(int\)"),
+    (None, r"at must be a timestamp .* got None"),
+])
+def test_unparseable_time_cut_is_named(tiny, at, message):
+    with pytest.raises(ValueError, match=message):
+        time_cut(tiny, at=at)
+
+
+@pytest.mark.parametrize("seed", [1.5, "0", None, -1, True])
+def test_non_integer_seed_is_named(tiny, seed):
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        random_holdout(tiny, seed=seed)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        holdout_validation(random_holdout(tiny), seed=seed)
+
+
+@pytest.mark.parametrize("column, values, message", [
+    ("user_id", lambda s: s.astype(str), r"interactions column 'user_id' must hold integer ids \(int64\), got dtype object \(e.g. '1'\)"),
+    ("item_id", lambda s: s.astype(float), r"interactions column 'item_id' must hold integer ids \(int64\), got dtype float64"),
+    ("user_id", lambda s: s.astype("Int64").mask(s == 2), r"interactions column 'user_id' holds 3 missing ids"),
+])
+def test_ids_of_the_wrong_type_are_named(tiny, column, values, message):
+    bad = RecData("bad", tiny.interactions.assign(**{column: values(tiny.interactions[column])}), tiny.items, tiny.users)
+    with pytest.raises(ValueError, match=message):
+        random_holdout(bad)
+    items = tiny.items.assign(item_id=tiny.items["item_id"].astype(str))
+    with pytest.raises(ValueError, match=r"items table column 'item_id' must hold integer ids \(int64\), got dtype object"):
+        random_holdout(RecData("bad", tiny.interactions, items, tiny.users))

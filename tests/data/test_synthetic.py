@@ -8,7 +8,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from recnb.data import load, make_shop
-from recnb.data.synthetic import CATEGORIES, DIRT_KINDS
+from recnb.data.synthetic import CATEGORIES, DIRT_KINDS, _sample_items, true_affinity
 
 SMALL = dict(n_users=150, n_items=120, n_categories=8, n_interactions=6000)
 
@@ -74,7 +74,8 @@ def test_truth_shapes_and_consistency(shop):
     np.testing.assert_allclose(t["user_taste"].sum(axis=1), 1.0)
     assert t["categories"] == list(CATEGORIES[: SMALL["n_categories"]])
     assert (np.array(t["categories"])[t["item_category"]] == shop.items["category"].to_numpy()).all()
-    assert t["affinity"].shape == (SMALL["n_users"], SMALL["n_items"])
+    assert "affinity" not in t  # never stored: (n_users, n_items); true_affinity computes rows on demand
+    assert t["item_log_price_ratio"].shape == (SMALL["n_items"],)
     assert t["complement"].tolist() == [1, 0, 3, 2, 5, 4, 7, 6]
 
 
@@ -93,8 +94,74 @@ def test_interactions_follow_the_user_taste(shop):
 
 def test_ratings_follow_the_true_affinity(shop):
     buys = shop.interactions.dropna(subset=["rating"])
-    aff = shop.truth["affinity"][buys["user_id"] - 1, buys["item_id"] - 1]
+    rows = true_affinity(shop.truth, buys["user_id"].to_numpy() - 1)
+    aff = rows[np.arange(len(buys)), buys["item_id"].to_numpy() - 1]
     assert spearmanr(aff, buys["rating"]).statistic > 0.5
+
+
+def test_true_affinity_is_the_formula_by_hand(shop):
+    t, items = shop.truth, shop.items.set_index("item_id")
+    C = len(t["categories"])
+    got = true_affinity(t, np.array([0, 7, 42]))
+    assert got.shape == (3, SMALL["n_items"]) and got.dtype == np.float32
+    for row, u in enumerate([0, 7, 42]):
+        for i in (0, 5, 99):
+            c = t["item_category"][i]
+            prices = items["price"][items["category"] == t["categories"][c]]
+            expected = (np.clip(np.log(C * t["user_taste"][u, c]), -4, 2)
+                        - t["price_sensitivity"][u] * np.log(items["price"].iloc[i] / np.median(prices))
+                        + t["item_quality"][i])
+            assert got[row, i] == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("users, message", [(np.array([0.5]), "users must be integer"),
+                                            (np.array([SMALL["n_users"]]), r"users must lie in 0\.\.149")])
+def test_true_affinity_bad_users(shop, users, message):
+    with pytest.raises(ValueError, match=message):
+        true_affinity(shop.truth, users)
+
+
+def test_item_sampler_draws_the_exact_price_fit_distribution():
+    # P(i | u, c) ∝ pi_i exp(-beta_u r_i) over the items of c, for users of very different beta
+    rng = np.random.default_rng(0)
+    item_cat = np.repeat([0, 1], [6, 9])
+    pop, r = np.exp(rng.normal(0, 1.2, 15)), rng.normal(0, 0.6, 15)
+    beta = np.array([0.0, 0.4, 2.2, 5.0])
+    users, cats = np.repeat(np.arange(4), 2 * 20_000), np.tile(np.repeat([0, 1], 20_000), 4)
+    drawn = _sample_items(np.random.default_rng(1), users, cats, beta, item_cat, pop, r)
+    for u in range(4):
+        for c in (0, 1):
+            members = np.flatnonzero(item_cat == c)
+            got = drawn[(users == u) & (cats == c)]
+            assert np.isin(got, members).all()
+            w = pop[members] * np.exp(-beta[u] * r[members])
+            freq = (got[:, None] == members[None, :]).mean(axis=0)
+            # 20,000 draws: each frequency within 5 standard errors of its probability
+            p = w / w.sum()
+            assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / 20_000) + 1e-12)
+
+
+def test_category_choice_tracks_the_taste_of_a_heavy_user():
+    data = make_shop(n_users=5, n_items=200, n_categories=6, n_interactions=30_000, seed=2)
+    views = data.interactions[data.interactions["event"] == "view"]
+    sessions = views.drop_duplicates("session_id")
+    u = int(sessions["user_id"].value_counts().index[0])  # the most active user: hundreds of sessions
+    mine = sessions[sessions["user_id"] == u]
+    cats = data.truth["item_category"][mine["item_id"].to_numpy() - 1]
+    freq = np.bincount(cats, minlength=6) / len(cats)
+    taste = data.truth["user_taste"][u - 1]
+    assert len(mine) > 300
+    assert np.abs(freq - taste).max() < 4 * np.sqrt(0.25 / len(mine))
+
+
+def test_price_sensitive_users_view_cheaper_items():
+    data = make_shop(n_users=400, n_items=300, n_categories=4, n_interactions=40_000, seed=5)
+    views = data.interactions[data.interactions["event"] == "view"]
+    ratio = data.truth["item_log_price_ratio"][views["item_id"].to_numpy() - 1]
+    beta = data.truth["price_sensitivity"][views["user_id"].to_numpy() - 1]
+    per_user = pd.Series(ratio).groupby(views["user_id"].to_numpy()).mean()
+    b = pd.Series(beta).groupby(views["user_id"].to_numpy()).first()
+    assert spearmanr(b, per_user).statistic < -0.3  # the more sensitive, the cheaper (relative to the category)
 
 
 def test_text_alone_reveals_the_category():
@@ -160,6 +227,11 @@ def test_dirt_dict_adds_only_the_named_kind():
         (dict(n_items=3, n_categories=5), "n_items"),
         (dict(dirt={"dust": 0.1}), r"unknown dirt kind\(s\) \['dust'\]"),
         (dict(dirt=1.5), r"dirt rates must lie in \[0, 1\]"),
+        (dict(seed=1.5), r"seed must be a non-negative integer, got 1\.5 \(float\)"),
+        (dict(seed="0"), r"seed must be a non-negative integer, got '0' \(str\)"),
+        (dict(seed=None), "seed must be a non-negative integer, got None"),
+        (dict(n_users=10.0), r"n_users must be an integer, got 10\.0"),
+        (dict(start="not a date"), "start must be a date such as '2024-01-01', got 'not a date'"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
