@@ -119,7 +119,7 @@ class LightningRecommender(Recommender, pl.LightningModule):
 
     Subclasses define ``build`` (parameters sized for the split), ``datamodule``, ``training_step``
     on the batches of :class:`~recnb.data.datamodule.InteractionDataModule` and ``score``; ``fit``
-    does the rest, and validation logs ``val_ndcg@10``.
+    does the rest, and validation (when ``fit`` is given a ``validation`` split) logs ``val_ndcg@10``.
     Hyper-parameters given to ``__init__`` are saved with ``save_hyperparameters`` and read back
     from ``self.hparams`` (``max_epochs``, ``batch_size``, ``seed``, ``progress``...).
     """
@@ -137,22 +137,36 @@ class LightningRecommender(Recommender, pl.LightningModule):
         from recnb.metrics import batch_ndcg
 
         value, n = batch_ndcg(self.score(batch["user"]), batch["seen"], batch["relevant"], k=10)
-        if n:
-            self.log("val_ndcg@10", value, on_step=False, on_epoch=True, batch_size=n)
+        if n:  # sync_dist: under DDP, the mean over ranks (each rank validates every user: the same value)
+            self.log("val_ndcg@10", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
 
-    def fit(self, split: Split, trainer: pl.Trainer | None = None) -> Self:
-        """Train on ``split`` with ``trainer`` (default: :func:`~recnb.training.make_trainer`)."""
+    def fit(self, split: Split, trainer: pl.Trainer | None = None, validation: Split | None = None) -> Self:
+        """Train on ``split.train`` with ``trainer`` (default: :func:`~recnb.training.make_trainer`).
+
+        ``validation``: a Split of the same users and items whose held-out items are validated on
+        after every epoch (``val_ndcg@10`` in the logger's history), e.g. ``val =
+        holdout_validation(split)`` then ``fit(val, validation=val)``; ``None`` (default): no
+        validation loop. ``split.test`` is never looked at. With a multi-process ``trainer``
+        (``make_trainer(devices=2)``), the trained weights of rank 0 come back to this object.
+        """
+        from recnb.data.datamodule import InteractionDataModule
         from recnb.training import make_trainer
 
         self.remember_split(split)
         self.build(split)
+        datamodule = self.datamodule(split)
+        if validation is not None:
+            if not isinstance(datamodule, InteractionDataModule):
+                raise TypeError(f"validation needs an InteractionDataModule, {type(self).__name__}.datamodule gave "
+                                f"{type(datamodule).__name__}")
+            datamodule.validate_on(validation)
         hp: Any = self.hparams
         if trainer is None:
             trainer = make_trainer(
                 max_epochs=hp.get("max_epochs", 10), seed=hp.get("seed", 0), progress=hp.get("progress", False)
             )
         self.trainer_ = trainer
-        trainer.fit(self, datamodule=self.datamodule(split))
+        trainer.fit(self, datamodule=datamodule)
         self.eval()
         return self
 

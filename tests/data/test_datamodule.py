@@ -5,8 +5,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from torch.utils.data import DistributedSampler
+
 from recnb.data import make_shop, random_holdout
-from recnb.data.datamodule import InteractionDataModule
+from recnb.data.datamodule import InteractionDataModule, ShardedBatchSampler, batch_generator
+from recnb.data.splits import holdout_validation
 from recnb.data.sampling import PositiveSet, sample_negatives
 from recnb.training import make_trainer
 
@@ -92,16 +95,86 @@ def test_explicit_batches_hold_the_rated_rows(split):
     assert batches[0]["rating"].dtype == torch.float32
 
 
-def test_validation_batches(split):
-    dm = InteractionDataModule(split, eval_batch_size=16)
+def test_no_validation_split_means_no_validation_batches(split):
+    assert list(InteractionDataModule(split).val_dataloader()) == []
+
+
+def test_validation_batches_serve_the_validation_split_never_the_test_split(split):
+    val = holdout_validation(split, ratio=0.25, seed=0)
+    dm = InteractionDataModule(val, eval_batch_size=16, validation=val)
     batches = list(dm.val_dataloader())
+    assert len(batches) == -(-len(val.test_users) // 16)
     users = torch.cat([b["user"] for b in batches])
-    assert users.tolist() == split.test_users.tolist()
+    assert users.tolist() == val.test_users.tolist()
     seen = torch.cat([b["seen"] for b in batches])
     relevant = torch.cat([b["relevant"] for b in batches])
-    assert seen.dtype == torch.bool and seen.shape == (len(users), split.n_items)
-    assert torch.equal(seen, split.seen_mask()[users]) and torch.equal(relevant, split.test_matrix()[users])
-    assert relevant.sum() == len(split.test)
+    assert seen.dtype == relevant.dtype == torch.bool and seen.shape == (len(users), split.n_items)
+    # the dense blocks, by hand from the frames: seen = val.train pairs, relevant = val.test pairs
+    dense_seen = torch.zeros(split.n_users, split.n_items, dtype=torch.bool)
+    dense_seen[val.train["user_idx"].to_numpy(), val.train["item_idx"].to_numpy()] = True
+    dense_rel = torch.zeros_like(dense_seen)
+    dense_rel[val.test["user_idx"].to_numpy(), val.test["item_idx"].to_numpy()] = True
+    assert torch.equal(seen, dense_seen[users]) and torch.equal(relevant, dense_rel[users])
+    test_pairs = set(zip(split.test["user_idx"], split.test["item_idx"]))
+    served = set(zip(*(t.tolist() for t in torch.nonzero(relevant, as_tuple=True))))
+    assert not {(int(users[r]), i) for r, i in served} & test_pairs
+    # test_dataloader serves split.test (for trainer.test)
+    test_users = torch.cat([b["user"] for b in InteractionDataModule(split).test_dataloader()])
+    assert test_users.tolist() == split.test_users.tolist()
+
+
+def test_a_validation_split_must_share_the_index_space_and_hold_unseen_pairs(split):
+    other = random_holdout(make_shop(n_users=30, n_items=50, n_categories=4, n_interactions=900, seed=0), seed=0)
+    with pytest.raises(ValueError, match="same users and items"):
+        InteractionDataModule(split, validation=other)
+    val = holdout_validation(split, seed=0)  # its held-out pairs are training pairs of split
+    with pytest.raises(ValueError, match="train on the validation split's own train part"):
+        InteractionDataModule(split, validation=val)
+    with pytest.raises(TypeError, match="validation must be a Split"):
+        InteractionDataModule(split, validation=split.test)
+
+
+def test_training_rows_are_sharded_like_a_distributed_sampler(split):
+    dm = InteractionDataModule(split, batch_size=50, n_neg=3, seed=4)
+    n = dm.n_train
+    for epoch in (0, 1):
+        for r in range(4):
+            mine = ShardedBatchSampler(n, 50, num_replicas=4, rank=r, seed=4)
+            torchs = DistributedSampler(range(n), num_replicas=4, rank=r, seed=4, shuffle=True)
+            mine.set_epoch(epoch)
+            torchs.set_epoch(epoch)
+            assert mine.rows().tolist() == list(torchs)
+            keys = list(mine)
+            assert len(keys) == len(mine) == -(-len(torchs) // 50)
+            assert torch.cat([k.rows for k in keys]).tolist() == list(torchs)
+    # one epoch, four ranks: disjoint shares covering every pair, padded to a multiple of 4
+    loaders = [dm.train_dataloader(rank=r, world_size=4) for r in range(4)]
+    pairs = []
+    for loader in loaders:
+        loader.sampler.set_epoch(0)
+        batches = list(loader)
+        pairs.append(torch.stack([torch.cat([b["user"] for b in batches]), torch.cat([b["pos"] for b in batches])], 1))
+    assert [len(p) for p in pairs] == [-(-n // 4)] * 4
+    everything = torch.cat(pairs)
+    assert len(torch.unique(everything, dim=0)) == n == len(split.train[["user_idx", "item_idx"]].drop_duplicates())
+    assert len(everything) - n == 4 * -(-n // 4) - n > 0
+
+
+def test_negatives_are_seeded_per_epoch_rank_and_batch(split):
+    dm = InteractionDataModule(split, batch_size=40, n_neg=2, seed=7)
+    first = list(dm.train_dataloader(rank=1, world_size=2))
+    key = next(iter(ShardedBatchSampler(dm.n_train, 40, num_replicas=2, rank=1, seed=7)))
+    assert key.epoch == 0 and key.rank == 1 and key.number == 0
+    expected = sample_negatives(dm.users[key.rows], 2, dm.positives, None, batch_generator(7, 0, 1, 0), check=False)
+    assert torch.equal(first[0]["neg"], expected)
+    again = list(InteractionDataModule(split, batch_size=40, n_neg=2, seed=7).train_dataloader(rank=1, world_size=2))
+    assert all(torch.equal(a["neg"], b["neg"]) and torch.equal(a["user"], b["user"]) for a, b in zip(first, again))
+
+
+def test_seed_must_be_a_non_negative_integer(split):
+    for seed in (1.5, "0", -1, True):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            InteractionDataModule(split, seed=seed)
 
 
 @pytest.mark.parametrize(
@@ -129,9 +202,6 @@ class _Recorder(pl.LightningModule):
         u = self.u(batch["user"])
         diff = (u * self.i(batch["pos"])).sum(-1) - (u[:, None] * self.i(batch["neg"])).sum(-1).mean(-1)
         return -torch.nn.functional.logsigmoid(diff).mean()
-
-    def validation_step(self, batch, batch_idx):
-        assert not (batch["seen"] & batch["relevant"]).any()  # held-out pairs are not training pairs
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)

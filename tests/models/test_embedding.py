@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recnb.data.splits import random_holdout
+from recnb.data.splits import holdout_validation, random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.math.losses import negative_sampling_loss, positive_only_loss
 from recnb.math.ranking import rank
@@ -61,13 +61,14 @@ def test_loss_dispatch_matches_recnb_math():
 
 
 def test_history_has_the_curves_notebook_02_plots(tiny):
-    m = EmbeddingRecommender(max_epochs=3, batch_size=64).fit(tiny)
+    val = holdout_validation(tiny, seed=0)
+    m = EmbeddingRecommender(max_epochs=3, batch_size=64).fit(val, validation=val)
     h = m.trainer_.logger.history
     for column in ("train_loss", "user_norm", "item_norm", "pos_score", "neg_score", "val_ndcg@10"):
         assert h[column].notna().sum() == 3, column
     assert m.hparams.max_epochs == 3 and m.hparams.loss == "bpr"
-    # the logged validation NDCG is recnb.metrics' NDCG of the final model (test users, seen excluded)
-    assert h["val_ndcg@10"].iloc[-1] == pytest.approx(evaluate(m, tiny, 10)["ndcg@10"], abs=1e-6)
+    # the logged validation NDCG is recnb.metrics' NDCG of the final model (validation users, seen excluded)
+    assert h["val_ndcg@10"].iloc[-1] == pytest.approx(evaluate(m, val, 10)["ndcg@10"], abs=1e-6)
 
 
 def test_same_seed_same_scores(tiny):

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from recnb.parallel import allreduce_mean, effective_batch_size, scaled_lr, shard_batch, shard_gradients
+from recnb.profiling import measure, peak_rss_bytes, reset_peak_rss
+
+
+def _bpr_setup(n=12):
+    g = torch.Generator().manual_seed(0)
+    U = torch.randn(5, 3, generator=g, requires_grad=True)
+    V = torch.randn(7, 3, generator=g, requires_grad=True)
+    batch = {"user": torch.randint(5, (n,), generator=g), "pos": torch.randint(7, (n,), generator=g),
+             "neg": torch.randint(7, (n,), generator=g)}
+
+    def loss(b):
+        u = U[b["user"]]
+        return -torch.nn.functional.logsigmoid((u * V[b["pos"]]).sum(1) - (u * V[b["neg"]]).sum(1)).mean()
+
+    return loss, (U, V), batch
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_averaged_shard_gradients_equal_the_full_batch_gradient(world):
+    loss, params, batch = _bpr_setup(12)  # 12 rows: equal shards for every world size here
+    full = torch.autograd.grad(loss(batch), params)
+    averaged = allreduce_mean(shard_gradients(loss, params, batch, world))
+    for a, b in zip(averaged, full):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_unequal_shards_do_not_average_to_the_full_gradient():
+    loss, params, batch = _bpr_setup(13)  # shards of 7 and 6 rows
+    full = torch.autograd.grad(loss(batch), params)
+    averaged = allreduce_mean(shard_gradients(loss, params, batch, 2))
+    assert not torch.allclose(averaged[0], full[0], atol=1e-6)
+    # weighting each shard by its size restores it
+    grads = shard_gradients(loss, params, batch, 2)
+    weighted = [(7 * a + 6 * b) / 13 for a, b in zip(*grads)]
+    torch.testing.assert_close(weighted[0], full[0], rtol=1e-5, atol=1e-7)
+
+
+def test_shard_batch_and_bad_input():
+    parts = shard_batch({"a": torch.arange(5), "b": torch.arange(5) * 10}, 2)
+    assert [p["a"].tolist() for p in parts] == [[0, 1, 2], [3, 4]] and parts[1]["b"].tolist() == [30, 40]
+    with pytest.raises(ValueError, match="share their first dimension"):
+        shard_batch({"a": torch.arange(5), "b": torch.arange(4)}, 2)
+    with pytest.raises(ValueError, match="world_size must be a positive integer"):
+        shard_batch({"a": torch.arange(5)}, 0)
+    with pytest.raises(ValueError, match="rank 1's gradients"):
+        allreduce_mean([[torch.zeros(2)], [torch.zeros(3)]])
+
+
+def test_effective_batch_and_learning_rate_scaling():
+    assert effective_batch_size(512, 2) == 1024 and effective_batch_size(256, 8, accumulate_grad_batches=2) == 4096
+    assert scaled_lr(0.01, 4) == pytest.approx(0.04) and scaled_lr(0.01, 4, "sqrt") == pytest.approx(0.02)
+    assert scaled_lr(0.01, 3, "none") == 0.01 and scaled_lr(0.1, 2, "sqrt") == pytest.approx(0.1 * math.sqrt(2))
+    with pytest.raises(ValueError, match="rule must be one of"):
+        scaled_lr(0.01, 2, "cubic")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        effective_batch_size(0, 2)
+
+
+def test_measure_sees_a_large_allocation():
+    import numpy as np
+
+    stages = []
+    with measure("small", stages):
+        np.ones(1000)
+    with measure("big", stages):
+        a = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
+        del a
+    small, big = stages
+    assert big.seconds >= 0 and big.name == "big"
+    if reset_peak_rss():  # Linux: per-stage peaks
+        assert big.peak_rss - small.peak_rss > 300 * 2**20
+    assert peak_rss_bytes() > 0
