@@ -194,7 +194,9 @@ def test_warm_start_fine_tunes_without_reinitialising(split):
     fresh = WarmStartEmbedding(embedding_dim=8, max_epochs=1, seed=1)
     fresh.build(split)
     assert not torch.equal(before, after)
-    assert (after - before).norm() < 0.5 * (fresh.item_embedding.weight.detach() - before).norm()
+    corr = lambda a, b: np.corrcoef(a.flatten().numpy(), b.flatten().numpy())[0, 1]  # noqa: E731
+    assert corr(after, before) > 0.5  # fine-tuned from the old weights...
+    assert abs(corr(fresh.item_embedding.weight.detach(), before)) < 0.3  # ...not re-initialised
     # only items in the new rows or drawn as negatives move; the model still excludes the whole log
     assert model.seen_.nnz == split.seen_csr().nnz
 
