@@ -9,9 +9,12 @@ STAMP := $(VENV)/.recnb-setup
 KERNEL := recnb
 PROFILE ?= default
 PYTEST_ARGS ?=
+# Debian's Chromium, driven by Playwright in the browser tests and for report screenshots.
+CHROMIUM ?= /usr/bin/chromium
 export HF_HUB_OFFLINE := 1
+export RECNB_CHROMIUM := $(CHROMIUM)
 
-.PHONY: setup report test notebooks lab clean
+.PHONY: setup browser report site test notebooks lab clean
 
 setup: $(STAMP)
 
@@ -25,12 +28,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (recnb)" >/dev/null
 	@touch $(STAMP)
 
-## Run every notebook through papermill (PROFILE=default|smoke) and write reports/<run>/.
+## Chromium for the browser tests, from Debian's package, when it is missing. Needs root or sudo;
+## under CI a failure stops here, elsewhere the browser tests then skip, naming this target.
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests ($(CHROMIUM) is missing)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; \
+	  test -x $(CHROMIUM) || { echo "could not install Chromium: run 'sudo apt-get install -y chromium' (Debian/Ubuntu)," \
+	    "or point CHROMIUM=/path/to/chromium at one; the browser tests need it." >&2; \
+	    if [ -n "$$CI" ]; then exit 1; fi; }; }
+
+## Run every notebook through papermill (PROFILE=default|smoke) and write reports/<run>/
+## (open reports/<run>/index.html; screenshots/ holds Chromium's pictures of it and one chapter).
 report: setup
-	$(BIN)/recnb report --profile $(PROFILE) --kernel $(KERNEL)
+	$(BIN)/recnb report --profile $(PROFILE) --kernel $(KERNEL) --screenshots
+
+## The course as a static site in site/, from the committed notebooks' stored outputs (no execution).
+site: setup
+	$(BIN)/recnb site --out site
 
 ## The whole test suite: unit tests, every notebook in the smoke profile, nbval on stored outputs.
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --nbval-cell-timeout 900 $(PYTEST_ARGS)
 
 ## Re-execute the committed notebooks in place with their defaults (NB=notebooks/0X_....ipynb for one).
@@ -42,4 +60,4 @@ lab: setup
 	$(BIN)/jupyter lab notebooks
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache .hypothesis
+	rm -rf $(VENV) reports site .pytest_cache .hypothesis

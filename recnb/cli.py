@@ -1,4 +1,4 @@
-"""The ``recnb`` command: run notebooks as papermill reports, refresh committed notebooks."""
+"""The ``recnb`` command: run notebooks as papermill reports, refresh committed notebooks, build the site."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from recnb.report.runner import DEFAULT_KERNEL, NOTEBOOKS_DIR, ReportError, chec
 
 REPORT_HELP = """\
 Execute notebooks with papermill and write a report under OUT/NAME/: each executed notebook,
-its HTML rendering, and summary.json + summary.md (per notebook: status, duration, parameters,
-recorded metrics, error; for the run: versions, git commit, seed).
+its HTML rendering (math rendered offline by a MathJax copied into OUT/NAME/_static/), index.html
+(open it in a browser: failures first, then every notebook with status, duration, metrics and
+links), and summary.json + summary.md (per notebook: status, duration, parameters, recorded
+metrics, error; for the run: versions, git commit, seed).
 
 Parameters are checked against each notebook's `parameters` cell before anything runs: an unknown
 name or a value of the wrong type rejects that notebook with a message listing what it declares.
@@ -28,6 +30,18 @@ examples:
   recnb report --profile smoke                  # tiny sizes: every notebook in seconds
   recnb report 02 -p max_epochs 5 -p seed 1     # one notebook (by number, stem or path)
   recnb report 04 06 -f params.yaml --out /tmp/reports --name alpha-sweep
+"""
+
+SITE_HELP = """\
+Build a static site of the committed notebooks from their stored outputs (nothing is executed):
+OUT/index.html lists the chapters in course order; each chapter page has its math rendered offline
+(MathJax copied into OUT/_static/), its figures and code, links to the previous and next chapters,
+and its .ipynb to download. Open OUT/index.html from disk, or serve the folder:
+python -m http.server -d OUT
+
+examples:
+  recnb site                       # every notebook into ./site
+  recnb site 00 01 --out /tmp/s    # two chapters only
 """
 
 PROFILES_NOTE = "profiles (in {path}): {names}"
@@ -74,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--kernel", default=DEFAULT_KERNEL, help="Jupyter kernel to execute with (default: %(default)s)")
     report.add_argument("--no-html", action="store_true", help="skip the HTML renderings")
     report.add_argument("--cell-progress", action="store_true", help="show papermill's per-cell progress bar too")
+    report.add_argument(
+        "--screenshots", action="store_true",
+        help="after the run, photograph index.html and the first chapter in headless Chromium into "
+        "OUT/NAME/screenshots/ (needs /usr/bin/chromium: `make browser`)",
+    )
+
+    site = sub.add_parser(
+        "site", help="build the static course site from the committed notebooks",
+        description=SITE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    site.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="paths, stems or numbers (default: all, in course order)")
+    site.add_argument("--out", type=Path, default=Path("site"), metavar="DIR", help="the site's folder (default: %(default)s)")
 
     refresh = sub.add_parser(
         "refresh",
@@ -104,6 +130,7 @@ def _report(args: argparse.Namespace) -> int:
     report = run_report(
         notebooks, per_notebook, raw, profile=args.profile, out_dir=args.out, name=args.name,
         kernel_name=args.kernel, html=not args.no_html, cell_progress=args.cell_progress,
+        screenshots=args.screenshots,
     )
     bad = [r for r in report.results if r.status != "ok"]
     print(f"report: {report.directory / 'summary.md'}")
@@ -130,10 +157,21 @@ def _refresh(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _site(args: argparse.Namespace) -> int:
+    from recnb.report.site import build_site
+
+    start = time.perf_counter()
+    index = build_site(args.out, find_notebooks(args.notebooks) if args.notebooks else None,
+                       log=lambda line: print(line, file=sys.stderr))
+    print(f"site: {index} ({time.perf_counter() - start:.1f}s); open it, or `python -m http.server -d {args.out}`")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    commands = {"report": _report, "refresh": _refresh, "site": _site}
     try:
-        return _report(args) if args.command == "report" else _refresh(args)
+        return commands[args.command](args)
     except (ReportError, ParameterError) as exc:
         print(f"recnb {args.command}: {exc}", file=sys.stderr)
         return 2

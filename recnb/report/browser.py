@@ -115,17 +115,20 @@ def check_page(browser: Any, path: Path, screenshot: Path | None = None, math_ti
     check = PageCheck(path)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
 
+    def outside(url: str) -> bool:
+        """Record ``url`` if it would leave the machine; True if so."""
+        if url.startswith(LOCAL_SCHEMES):
+            return False
+        if url not in check.requests:
+            check.requests.append(url)
+        return True
+
     def route(route: Any) -> None:
-        if route.request.url.startswith(LOCAL_SCHEMES):
-            route.continue_()
-        else:
-            check.requests.append(route.request.url)
-            route.abort()
+        route.abort() if outside(route.request.url) else route.continue_()
 
     context.route("**/*", route)
     page = context.new_page()
-    page.on("request", lambda r: None if r.url.startswith(LOCAL_SCHEMES) or r.url in check.requests
-            else check.requests.append(r.url))
+    page.on("request", lambda r: outside(r.url))
     page.on("console", lambda m: check.console_errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: check.console_errors.append(f"uncaught {e}"))
     page.on("requestfailed", lambda r: None if r.url in check.requests
@@ -139,7 +142,7 @@ def check_page(browser: Any, path: Path, screenshot: Path | None = None, math_ti
                 images: Array.from(document.images).map(i => [i.src.slice(0, 80), i.complete && i.naturalWidth > 0]),
                 links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
                 ids: Array.from(document.querySelectorAll('[id], a[name]')).map(e => e.id || e.name),
-                math: document.querySelectorAll('.MathJax, .MathJax_Display').length,
+                math: document.querySelectorAll('span.MathJax').length,
                 text: document.body.innerText,
                 prose: Array.from(document.querySelectorAll('.jp-MarkdownOutput, .recnb-prose'))
                     .map(e => e.innerText).join('\\n'),

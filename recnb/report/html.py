@@ -12,6 +12,7 @@ images linked from markdown are embedded too.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import shutil
@@ -97,38 +98,43 @@ def notebook_html(
     mathjax: str,
     nav: dict[str, Any] | None = None,
     resources_dir: Path | None = None,
+    title: str | None = None,
 ) -> str:
     """Render ``notebook`` (a node or a path) as one offline HTML page.
 
-    ``mathjax`` is the (relative) URL from the page of the folder :func:`copy_mathjax` made; ``nav``, when given,
-    adds chapter links at the top and bottom: ``{"contents": href, "notebook": href or None,
+    ``mathjax`` is the (relative) URL from the page of the folder :func:`copy_mathjax` made;
+    ``nav``, when given, adds chapter links at the top and bottom: ``{"contents": href, "notebook": href or None,
     "prev": {"href", "title"} or None, "next": ...}``. ``resources_dir`` is where images linked from
-    markdown are looked up (default: the notebook's folder).
+    markdown are looked up (default: the notebook's folder); ``title`` is the page's title
+    (default: the file's stem).
     """
-    from nbconvert import HTMLExporter
-
     if isinstance(notebook, (str, Path)):
         path = Path(notebook)
         resources_dir = resources_dir or path.parent
         notebook = nbformat.read(str(path), as_version=4)
-        name = path.stem
-    else:
-        name = notebook.metadata.get("title", "notebook")
-    exporter = HTMLExporter(
-        extra_template_basedirs=[str(TEMPLATES)],
-        template_name="recnb_notebook",
-        embed_images=True,
-        mathjax_url=f"{mathjax}/MathJax.js?config={MATHJAX_CONFIG}",
-    )
+        title = title or path.stem
+    title = title or "notebook"
     resources: dict[str, Any] = {
-        "metadata": {"name": name, "path": str(resources_dir or Path.cwd())},
+        "metadata": {"name": title, "path": str(resources_dir or Path.cwd())},
         "recnb_mathjax": mathjax,
         "recnb_mathjax_config": MATHJAX_CONFIG,
     }
     if nav:
         resources["recnb_nav"] = nav
-    body, _ = exporter.from_notebook_node(notebook, resources=resources)
+    body, _ = _exporter(mathjax).from_notebook_node(notebook, resources=resources)
     return body
+
+
+@functools.lru_cache(maxsize=4)
+def _exporter(mathjax: str) -> Any:
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(
+        extra_template_basedirs=[str(TEMPLATES)],
+        template_name="recnb_notebook",
+        embed_images=True,
+        mathjax_url=f"{mathjax}/MathJax.js?config={MATHJAX_CONFIG}",  # unused by the template; never the CDN
+    )
 
 
 def write_notebook_html(notebook: Path, target: Path, nav: dict[str, Any] | None = None) -> None:
@@ -137,3 +143,11 @@ def write_notebook_html(notebook: Path, target: Path, nav: dict[str, Any] | None
 
     mathjax = copy_mathjax(target.parent)
     atomic_write(target, notebook_html(notebook, relative_url(mathjax, target.parent), nav=nav))
+
+
+def render_page(template: str, **context: Any) -> str:
+    """Render one of the plain page templates in ``recnb/report/templates/`` (autoescaped)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, keep_trailing_newline=True)
+    return env.get_template(template).render(**context)

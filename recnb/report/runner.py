@@ -6,9 +6,13 @@ stops the others; the summary says which cell failed and why. Layout of a report
 
     reports/<run name>/
         01_cosine_and_ranking.ipynb   executed notebook (with the error cell if it failed)
-        01_cosine_and_ranking.html    its HTML rendering
+        01_cosine_and_ranking.html    its HTML rendering (offline: math by the MathJax in _static/)
+        _static/mathjax/              the MathJax the HTML pages load, by a relative path
+        index.html                    the run at a glance: failures first, then every notebook with
+                                      status, duration, metrics and links; versions, commit, seed
         summary.json, summary.md      per notebook: status, duration, parameters, metrics, error;
                                       for the run: versions, git commit, seed, profile
+        screenshots/                  with ``screenshots=True``: index.png and one chapter's PNG
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable
 
+from recnb.report.html import write_notebook_html
 from recnb.report.parameters import ParameterError, check_parameters, profile_parameters, load_profiles
 from recnb.report.record import read_metrics
 
@@ -153,13 +158,6 @@ def _error_of(exc: BaseException) -> dict[str, Any]:
     return {"cell": None, "cell_index": None, "ename": type(exc).__name__, "evalue": str(exc)}
 
 
-def _render_html(notebook: Path, target: Path) -> None:
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter().from_filename(str(notebook))
-    atomic_write(target, body)
-
-
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so readers see the old file or the new one, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,13 +209,16 @@ def run_report(
     kernel_name: str = DEFAULT_KERNEL,
     html: bool = True,
     cell_progress: bool = False,
+    screenshots: bool = False,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> Report:
     """Execute ``notebooks`` and write the report; returns the :class:`Report`.
 
     ``parameters`` maps a notebook stem to overrides given by the user (they win over the
     profile's); ``raw`` keeps their command-line text for str parameters. Every notebook is
-    checked before any runs; a rejected or failing one never stops the others.
+    checked before any runs; a rejected or failing one never stops the others. With
+    ``screenshots``, Chromium photographs the index and the first chapter that rendered into
+    ``screenshots/`` (skipped with a message if Chromium or Playwright is missing).
     """
     check_kernel(kernel_name)
     profiles = load_profiles()
@@ -256,7 +257,7 @@ def run_report(
             result.metrics = read_metrics(output)
             if html:
                 try:
-                    _render_html(output, output.with_suffix(".html"))
+                    write_notebook_html(output, output.with_suffix(".html"))
                     result.html = output.with_suffix(".html").name
                 except Exception as exc:  # a rendering problem must not hide the result
                     log(f"    could not render HTML for {nb.name}: {exc}")
@@ -264,11 +265,38 @@ def run_report(
         log(f"    {result.status.upper()} in {result.duration_s:.1f}s{where}")
         write_summary(report)
     write_summary(report)
+    if screenshots:
+        take_screenshots(report, log)
     return report
 
 
+def take_screenshots(report: Report, log: Callable[[str], None]) -> list[Path]:
+    """PNGs of the run's ``index.html`` and of its first rendered chapter, in ``screenshots/``.
+
+    Each page is opened offline in the system Chromium; what a reader would see wrong there (a
+    request to the network, a console error, an image or link that fails, raw TeX) is logged.
+    """
+    from recnb.report.browser import BrowserUnavailable, check_page, chromium
+
+    pages = [report.directory / "index.html"]
+    pages += [report.directory / r.html for r in report.results if r.html and r.status == "ok"][:1]
+    written = []
+    try:
+        with chromium() as browser:
+            for page in pages:
+                png = report.directory / "screenshots" / f"{page.stem}.png"
+                check = check_page(browser, page, screenshot=png)
+                written.append(png)
+                log(f"screenshot {png}" + "".join(f"\n    {p}" for p in check.problems))
+    except BrowserUnavailable as exc:
+        log(f"no screenshots: {exc}")
+    return written
+
+
 def write_summary(report: Report) -> None:
-    """Write ``summary.json`` and ``summary.md`` of ``report`` atomically."""
+    """Write ``summary.json``, ``summary.md`` and ``index.html`` of ``report``, each atomically."""
+    from recnb.report.index import report_index_html
+
     seeds = sorted({json.dumps(r.parameters.get("seed")) for r in report.results if "seed" in r.parameters})
     data = {
         "profile": report.profile,
@@ -280,6 +308,7 @@ def write_summary(report: Report) -> None:
     }
     atomic_write(report.directory / "summary.json", json.dumps(data, indent=2, default=str) + "\n")
     atomic_write(report.directory / "summary.md", summary_markdown(data))
+    atomic_write(report.directory / "index.html", report_index_html(data, report.directory))
 
 
 def summary_markdown(data: dict[str, Any]) -> str:
