@@ -1,0 +1,105 @@
+"""Wall seconds and peak resident memory (RSS) of recnb's stages on a large synthetic shop.
+
+Stages (in one process, in order): ``make_shop``; the split (``random_holdout``, 20 % per user);
+ItemKNN fit + full evaluation of every test user (NDCG@10 etc. over the whole catalogue); one BPR
+epoch of ``EmbeddingRecommender`` (its default hyper-parameters, ``max_epochs=1``); full evaluation
+of the embedding model. Each stage's peak RSS is measured on its own (Linux ``VmHWM``, reset
+before the stage, see :mod:`recnb.profiling`); the last line is the whole run's peak.
+
+    .venv/bin/python benchmarks/scale.py --size issue          # 200,000 x 50,000 x 5,000,000
+    .venv/bin/python benchmarks/scale.py --users 20000 --items 5000 --events 500000
+    .venv/bin/python benchmarks/scale.py --size small --skip knn
+
+Issue 9's targets at the issue size on a 2-core machine: make_shop <= 60 s, split <= 30 s, ItemKNN
+fit + evaluation <= 120 s, one BPR epoch <= 60 s, embedding evaluation <= 30 s, peak RSS <= 8 GB.
+Timings are measurements, never asserted by tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+import torch
+
+from recnb.data.splits import random_holdout
+from recnb.data.synthetic import make_shop
+from recnb.metrics import evaluate
+from recnb.models.embedding import EmbeddingRecommender
+from recnb.models.knn import ItemKNN
+from recnb.profiling import Stage, measure, peak_rss_bytes, reset_peak_rss
+
+SIZES = {
+    "tiny": (500, 200, 10_000),
+    "small": (2_000, 1_000, 100_000),
+    "medium": (20_000, 5_000, 500_000),
+    "issue": (200_000, 50_000, 5_000_000),
+}
+STAGES = ("shop", "split", "knn", "bpr")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--size", choices=sorted(SIZES), default="medium",
+                   help="preset users x items x events: " + ", ".join(f"{k} = {u:,} x {i:,} x {e:,}" for k, (u, i, e) in SIZES.items()))
+    p.add_argument("--users", type=int, help="number of users (overrides --size)")
+    p.add_argument("--items", type=int, help="number of items (overrides --size)")
+    p.add_argument("--events", type=int, help="target number of interaction rows (overrides --size)")
+    p.add_argument("--categories", type=int, default=10, help="item categories of the shop (default 10)")
+    p.add_argument("--neighbours", type=int, default=100, help="ItemKNN neighbours per item (default 100)")
+    p.add_argument("--batch-size", type=int, default=1024, help="users scored at once in evaluation (default 1024)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--skip", nargs="*", default=[], choices=["knn", "bpr"], help="stages to leave out")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    u, i, e = SIZES[args.size]
+    args.users, args.items, args.events = args.users or u, args.items or i, args.events or e
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[Stage]:
+    args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"recnb scale benchmark: {args.users:,} users x {args.items:,} items x {args.events:,} events, seed "
+          f"{args.seed}; python {platform.python_version()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads", flush=True)
+    whole = peak_rss_bytes()
+    stages: list[Stage] = []
+
+    def report(stage: Stage, extra: str = "") -> None:
+        print(f"{stage.name:<37} {stage.seconds:9.1f} s  {stage.peak_gib:7.2f} GiB peak RSS  {extra}", flush=True)
+
+    with measure("make_shop", stages) as s:
+        data = make_shop(n_users=args.users, n_items=args.items, n_categories=args.categories,
+                         n_interactions=args.events, seed=args.seed)
+    report(s, f"{len(data.interactions):,} rows")
+    with measure("split (random_holdout 0.2)", stages) as s:
+        split = random_holdout(data, test_ratio=0.2, seed=args.seed)
+        split.seen_csr(), split.test_csr()  # the CSR matrices every later stage reads
+    report(s, f"{split.seen_csr().nnz:,} train pairs, {len(split.test_users):,} test users")
+    del data
+    if "knn" not in args.skip:
+        with measure("ItemKNN fit + full evaluation", stages) as s:
+            knn = ItemKNN(neighbours=args.neighbours).fit(split)
+            result = evaluate(knn, split, k=10, batch_size=args.batch_size)
+        report(s, f"NDCG@10 {result['ndcg@10']:.4f} over {int(result['users']):,} users")
+        del knn
+    if "bpr" not in args.skip:
+        with measure("one BPR epoch (EmbeddingRecommender)", stages) as s:
+            bpr = EmbeddingRecommender(max_epochs=1, seed=args.seed).fit(split)
+        report(s, f"d={bpr.hparams.embedding_dim}, batch {bpr.hparams.batch_size}")
+        with measure("embedding full evaluation", stages) as s:
+            result = evaluate(bpr, split, k=10, batch_size=args.batch_size)
+        report(s, f"NDCG@10 {result['ndcg@10']:.4f} over {int(result['users']):,} users")
+    whole = max([whole] + [st.peak_rss for st in stages])
+    print(f"{'whole run':<37} {sum(st.seconds for st in stages):9.1f} s  {whole / 2**30:7.2f} GiB peak RSS", flush=True)
+    if not reset_peak_rss():
+        print("(no per-stage peak reset on this system: each stage's peak is the peak so far)", file=sys.stderr)
+    return stages
+
+
+if __name__ == "__main__":
+    main()
