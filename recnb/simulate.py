@@ -456,7 +456,8 @@ def run_feedback_loop(
     Per round (measured on the lists served *before* the update):
 
     - ``utility``: mean true click probability of the shown items (expected clicks per slot);
-      ``clicks``: the clicks drawn;
+      ``oracle_utility``: the same for each user's ``k`` truly best items not yet in the log (the
+      ceiling, which falls as users consume their favourites); ``clicks``: the clicks drawn;
     - ``new_rows``: rows appended to the log; ``log_gini``: Gini of item popularity in the log;
     - ``exposure_gini``, ``coverage``: of the round's lists (:func:`recnb.metrics.exposure_gini`,
       :func:`recnb.metrics.catalogue_coverage`);
@@ -481,12 +482,15 @@ def run_feedback_loop(
         stage = respond(truth, users, ranked, rng)
         shown = ranked.numpy()
         p = click_probability(np.take_along_axis(aff, np.maximum(shown, 0), axis=1))
+        best = rank(torch.as_tensor(aff), k=k, exclude=dense_rows(log.seen_csr(), users)).indices.numpy()
+        p_best = click_probability(np.take_along_axis(aff, np.maximum(best, 0), axis=1))[best != PAD]
         with torch.no_grad():
             alignment = taste_alignment(model.score(panel), truth["item_category"], taste)
         new_rows = _append_events(log, users, shown, stage, r)
         records.append({
             "round": r,
             "utility": float(p[shown != PAD].mean()),
+            "oracle_utility": float(p_best.mean()),
             "clicks": int((stage >= 1).sum()),
             "new_rows": len(new_rows),
             "exposure_gini": exposure_gini(ranked, split.n_items),

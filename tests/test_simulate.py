@@ -173,6 +173,7 @@ def test_feedback_loop_bookkeeping(shop, split):
     pd.testing.assert_frame_equal(frame, again)
     assert len(log.train) == len(split.train) + frame["new_rows"].sum()
     np.testing.assert_array_equal(frame["new_rows"], frame["clicks"])
+    assert (frame["oracle_utility"] >= frame["utility"]).all()
     assert not log.train.duplicated(["user_idx", "item_idx"]).any()
     # round 0's utility from the truth, directly: the same users (same generator) get popularity's list
     rng = np.random.default_rng([2, 4])
@@ -181,6 +182,9 @@ def test_feedback_loop_bookkeeping(shop, split):
     ranked = PopularityRecommender().fit(split).recommend(users, k=5).indices.numpy()
     aff = _affinity(shop.truth, users)
     assert frame["utility"].iloc[0] == pytest.approx(click_probability(np.take_along_axis(aff, ranked, 1)).mean(), rel=1e-5)
+    seen = split.seen_csr()[users].toarray() > 0
+    best = np.sort(np.where(seen, -np.inf, click_probability(aff)), axis=1)[:, -5:]
+    assert frame["oracle_utility"].iloc[0] == pytest.approx(best.mean(), rel=1e-5)
     with pytest.raises(ValueError, match="update"):
         run_feedback_loop(split, shop.truth, PopularityRecommender, greedy_policy, 1, 5, update="online")
 
