@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from recnb.parallel import allreduce_mean, effective_batch_size, scaled_lr, shard_batch, shard_gradients
-from recnb.profiling import measure, peak_rss_bytes, reset_peak_rss
+from recnb.profiling import csr_bytes, dense_matrix_bytes, measure, peak_rss_bytes, reset_peak_rss
 
 
 def _bpr_setup(n=12):
@@ -77,4 +77,17 @@ def test_measure_sees_a_large_allocation():
     assert big.seconds >= 0 and big.name == "big"
     if reset_peak_rss():  # Linux: per-stage peaks
         assert big.peak_rss - small.peak_rss > 300 * 2**20
+        assert big.growth > 300 * 2**20 and small.growth < 50 * 2**20
     assert peak_rss_bytes() > 0
+
+
+def test_memory_arithmetic_matches_numpy_and_scipy():
+    import numpy as np
+    import scipy.sparse as sp
+
+    assert dense_matrix_bytes(7, 5) == np.zeros((7, 5), dtype=np.float32).nbytes
+    m = sp.random(50, 30, density=0.1, format="csr", dtype=np.float32, random_state=0)
+    assert csr_bytes(50, m.nnz) == m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+    assert dense_matrix_bytes(200_000, 50_000) == 40_000_000_000
+    with pytest.raises(ValueError, match="nnz must be a non-negative integer"):
+        csr_bytes(3, -1)
