@@ -137,12 +137,15 @@ def _exporter(mathjax: str) -> Any:
     )
 
 
-def write_notebook_html(notebook: Path, target: Path, nav: dict[str, Any] | None = None) -> None:
-    """Render ``notebook`` to ``target`` with MathJax copied beside it (``target``'s folder)."""
+def write_notebook_html(notebook: Path, target: Path, resources_dir: Path | None = None) -> None:
+    """Render ``notebook`` to ``target`` with MathJax copied beside it (``target``'s folder).
+
+    ``resources_dir``: where images linked from its markdown are (default: the notebook's folder).
+    """
     from recnb.report.runner import atomic_write
 
     mathjax = copy_mathjax(target.parent)
-    atomic_write(target, notebook_html(notebook, relative_url(mathjax, target.parent), nav=nav))
+    atomic_write(target, notebook_html(notebook, relative_url(mathjax, target.parent), resources_dir=resources_dir))
 
 
 def render_page(template: str, **context: Any) -> str:

@@ -16,16 +16,17 @@ import nbformat
 from recnb.report.html import render_page
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _TRACEBACK_CHARS = 6000
 
 
 def notebook_title(notebook: nbformat.NotebookNode) -> str | None:
-    """The text of the first ``# heading`` in the notebook's markdown, if any."""
+    """The text of the first ``# heading`` in the notebook's markdown (links and emphasis as plain text)."""
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
                 if line.startswith("# "):
-                    return line[2:].strip()
+                    return re.sub(r"[*`]", "", _MD_LINK.sub(r"\1", line[2:])).strip()
     return None
 
 

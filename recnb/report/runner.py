@@ -257,7 +257,7 @@ def run_report(
             result.metrics = read_metrics(output)
             if html:
                 try:
-                    write_notebook_html(output, output.with_suffix(".html"))
+                    write_notebook_html(output, output.with_suffix(".html"), resources_dir=nb.parent)
                     result.html = output.with_suffix(".html").name
                 except Exception as exc:  # a rendering problem must not hide the result
                     log(f"    could not render HTML for {nb.name}: {exc}")

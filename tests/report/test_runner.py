@@ -23,7 +23,7 @@ def test_report_injects_parameters_isolates_a_failure_and_summarises(write_noteb
     assert code == 1
     run = tmp_path / "out" / "run"
     assert sorted(p.name for p in run.iterdir()) == [
-        "01_good.html", "01_good.ipynb", "02_bad.html", "02_bad.ipynb", "summary.json", "summary.md"]
+        "01_good.html", "01_good.ipynb", "02_bad.html", "02_bad.ipynb", "_static", "index.html", "summary.json", "summary.md"]
     summary = json.loads((run / "summary.json").read_text())
     first, second = summary["notebooks"]
     assert first["status"] == "ok"
