@@ -442,6 +442,7 @@ def run_feedback_loop(
     k: int = 10,
     update: str = "retrain",
     epochs: int = 1,
+    replay: float = 0.0,
     panel: np.ndarray | None = None,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, Split]:
@@ -451,7 +452,9 @@ def run_feedback_loop(
     probability ∝ their activity ``truth["user_activity"]``, get ``policy(model, users, k, rng)``;
     they respond (:func:`respond`); each clicked item becomes a training row; the model is updated
     by ``update="retrain"`` (a fresh ``make_model()`` fitted on the whole log) or
-    ``"incremental"`` (``model.partial_fit(log, new_rows, epochs)``, e.g. :class:`WarmStartEmbedding`).
+    ``"incremental"`` (``model.partial_fit(log, rows, epochs)``, e.g. :class:`WarmStartEmbedding`),
+    where ``rows`` are the new rows plus, with ``replay > 0``, a random sample of
+    ``round(replay * len(new_rows))`` rows of the previous log (experience replay).
 
     Per round (measured on the lists served *before* the update):
 
@@ -466,6 +469,8 @@ def run_feedback_loop(
     """
     if update not in ("retrain", "incremental"):
         raise ValueError(f"update must be 'retrain' or 'incremental', got {update!r}")
+    if replay < 0:
+        raise ValueError(f"replay must be >= 0, got {replay}")
     if not 1 <= users_per_round <= split.n_users:
         raise ValueError(f"users_per_round must lie in 1..{split.n_users}, got {users_per_round}")
     rng = np.random.default_rng([seed, 4])
@@ -498,10 +503,13 @@ def run_feedback_loop(
             "offline_ndcg": evaluate(model, log, k=k, metrics=("ndcg",))[f"ndcg@{k}"],
             "alignment": alignment,
         })
-        log = replace(log, train=pd.concat([log.train, new_rows], ignore_index=True))
+        old = log.train
+        log = replace(log, train=pd.concat([old, new_rows], ignore_index=True))
         records[-1]["log_gini"] = gini(log.item_counts())
         if update == "retrain":
             model = make_model().fit(log)
         else:
-            model = model.partial_fit(log, new_rows, epochs)
+            n_old = min(len(old), round(replay * len(new_rows)))
+            rows = pd.concat([new_rows, old.iloc[np.sort(rng.choice(len(old), size=n_old, replace=False))]])
+            model = model.partial_fit(log, rows, epochs)
     return pd.DataFrame(records), log

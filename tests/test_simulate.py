@@ -207,8 +207,8 @@ def test_warm_start_fine_tunes_without_reinitialising(split):
 
 def test_incremental_loop_is_seeded(shop, split):
     make = lambda: WarmStartEmbedding(embedding_dim=8, max_epochs=2, seed=0)  # noqa: E731
-    runs = [run_feedback_loop(split, shop.truth, make, epsilon_policy(0.2), 2, 15, k=5, update="incremental", seed=0)[0]
-            for _ in range(2)]
+    runs = [run_feedback_loop(split, shop.truth, make, epsilon_policy(0.2), 2, 15, k=5, update="incremental", replay=1.0,
+                              seed=0)[0] for _ in range(2)]
     pd.testing.assert_frame_equal(*runs)
     assert runs[0]["alignment"].between(-1, 1).all()
 
