@@ -227,8 +227,9 @@ def sentences(
 
     ``items_frame``: item rows in index order (``split.items_frame``), whose ``title`` column names
     the items. Item-based terms read "because you {verb} Y (similarity 0.42) and Z (0.31)",
-    user-based ones "because shoppers like you chose it: user 17 (similarity 0.42) ...", hybrid parts
-    "CF 71 % of the score, content 29 %". The ``top`` largest terms of each kind are named, with
+    user-based ones "because shoppers with histories like yours chose it: user 17 (similarity 0.42) ...",
+    hybrid parts "because of what shoppers like you chose (CF, 71% of the score) and its description
+    (content, 29%)". The ``top`` largest terms of each kind are named, with
     the share of the score they make together.
     """
     if title not in items_frame.columns:
@@ -255,8 +256,8 @@ def sentences(
             reasons[-1] += f", {share:.0%} of the score" if np.isfinite(share) else ""
         parts = group[group["source"].isin(["cf", "content"])].set_index("source")["share"]
         if len(parts):
-            reasons.append(", ".join(f"{'what similar shoppers chose (CF)' if s == 'cf' else 'its description (content)'} "
-                                     f"{parts[s]:.0%} of the score" for s in parts.index))
+            said = {"cf": "what shoppers like you chose (CF, {:.0%} of the score)", "content": "its description (content, {:.0%})"}
+            reasons.append("because of " + _join([said[s].format(parts[s]) for s in ("cf", "content") if s in parts.index]))
         for source, whose in (("item_mean", "its"), ("user_mean", "your")):
             if source in set(group["source"]):
                 base = float(group.loc[group["source"] == source, "contribution"].iloc[0])

@@ -335,6 +335,10 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor, alpha: float = 0.0) -> torch
     return (torch.where(p > 0, p * torch.log(ratio), torch.zeros_like(p))).sum(dim=-1)
 
 
+def _is_codes(item_categories: Any) -> bool:
+    return np.asarray(item_categories).ndim == 1
+
+
 def calibrated(
     scores: torch.Tensor | Ranking,
     item_categories: Sequence[int] | np.ndarray | torch.Tensor,
@@ -366,21 +370,27 @@ def calibrated(
     p = history_distribution(history, item_dist)
     if p.shape[0] != n_users:
         raise ValueError(f"history has {p.shape[0]} rows (users), the scores have {n_users}")
-    cand_dist = item_dist[cand.indices.clamp(min=0)]  # (U, N, C)
+    idx = cand.indices.clamp(min=0)
+    codes = torch.as_tensor(np.asarray(item_categories)).long()[idx] if _is_codes(item_categories) else None
+    one_hot = torch.eye(item_dist.shape[1], dtype=torch.float64)
     counts = torch.zeros_like(p)  # Σ_{j∈S} p(c|j)
     gained = torch.zeros(n_users, dtype=torch.float64)  # Σ_{j∈S} rel(j)
     available = torch.isfinite(rel)
     rows = torch.arange(n_users)
     positions = torch.full((n_users, k), -1, dtype=torch.long)
     for t in range(min(k, n)):
-        q = (counts[:, None, :] + cand_dist) / (t + 1)
-        objective = (1.0 - lam) * (gained[:, None] + rel) - lam * kl_divergence(p[:, None, :], q, alpha)
+        if codes is not None:  # one category per item: only C possible lists q, a (U, C) divergence
+            kl_by_category = kl_divergence(p[:, None, :], (counts[:, None, :] + one_hot) / (t + 1), alpha)
+            kl = torch.gather(kl_by_category, 1, codes)
+        else:
+            kl = kl_divergence(p[:, None, :], (counts[:, None, :] + item_dist[idx]) / (t + 1), alpha)
+        objective = (1.0 - lam) * (gained[:, None] + rel) - lam * kl
         objective = objective.masked_fill(~available, -torch.inf)
         pick = objective.argmax(dim=1)
         ok = available[rows, pick]
         positions[:, t] = torch.where(ok, pick, -1)
         available[rows[ok], pick[ok]] = False
-        counts[ok] += cand_dist[rows[ok], pick[ok]]
+        counts[ok] += item_dist[cand.indices[rows[ok], pick[ok]]]
         gained[ok] += rel[rows[ok], pick[ok]]
     return _picked(cand, positions)
 

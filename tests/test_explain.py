@@ -120,7 +120,7 @@ def test_explain_user_knn_and_hybrid_sentences(shop):
     assert "shoppers with histories like yours chose it: user" in sentences(table, shop.items_frame)[0]
     hybrid = HybridRecommender(ItemKNN(neighbours=5), ContentRecommender("tfidf"), alpha=0.5).fit(shop)
     line = sentences(explain(hybrid, [2], k=1), shop.items_frame)[0]
-    assert "(CF)" in line and "(content)" in line
+    assert "because of what shoppers like you chose (CF, " in line and "its description (content, " in line
 
 
 def test_unsupported_models_are_refused(shop):

@@ -232,6 +232,9 @@ def test_calibrated_matches_brute_force(seed, lam):
     hist[0] = 0  # no history: relevance alone
     got = calibrated(torch.from_numpy(scores), cats, torch.from_numpy(hist), lam, k=5, alpha=0.01, n_candidates=10)
     assert got.indices.tolist() == _brute_calibrated(scores, cats, hist, lam, 5, 0.01, 10)
+    # the general path, category distributions given as (n_items, C) rows, agrees
+    dist = np.eye(3)[cats]
+    assert torch.equal(calibrated(torch.from_numpy(scores), dist, torch.from_numpy(hist), lam, k=5, n_candidates=10).indices, got.indices)
     assert got.indices[0].tolist() == rank(torch.from_numpy(scores[0]), k=5).indices.tolist()
 
 
