@@ -8,11 +8,14 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import nbformat
 import pytest
-from conftest import write_course_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from recnb.report.browser import check_page
+from recnb.report.runner import DEFAULT_KERNEL
 
 CHAPTER = (
     "#md # 01 · A tiny chapter\n\nThe documented loss\n\n"
@@ -21,6 +24,17 @@ CHAPTER = (
     "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(3, 2))\nax.plot([0, 1], [0, alpha])\nplt.show()",
     "from recnb.report import record\nrecord('twice_alpha', 2 * alpha)\nrecord('name', 'tiny')",
 )
+
+
+def write_course_notebook(path: Path, *cells: Any) -> Path:
+    """A notebook of markdown (str starting with '#md ') and code cells, with a parameters cell first."""
+    nb = new_notebook()
+    params = new_code_cell("seed = 0\nalpha = 0.5")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [new_markdown_cell(c[4:]) if c.startswith("#md ") else new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": DEFAULT_KERNEL, "display_name": "Python (recnb)", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
 
 
 def png_size(path: Path) -> tuple[int, int]:
