@@ -16,6 +16,7 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 COURSE = [
     "00_quickstart", "01_cosine_and_ranking", "02_sigmoid_loss", "03_data_asset_inventory",
     "04_collaborative_filtering", "05_content_features", "06_hybrid_blending", "07_evaluation",
+    "11_cold_start_and_exploration", "12_feedback_loops",
 ]
 
 # What each notebook's recorded metrics must satisfy in the smoke profile: name -> check.
@@ -91,7 +92,26 @@ def _evaluation(m: dict[str, Any]) -> None:
     assert m["ndcg@10_ease_time_split"] < m["ndcg@10_ease"]
 
 
+def _cold_start_and_exploration(m: dict[str, Any]) -> None:
+    assert m["click_rate_oracle"] > m["click_rate_random"]
+    assert m["true_ndcg_n0_onboarding"] > m["true_ndcg_n0_popularity"]
+    assert m["ndcg@10_new_shelf_content"] > m["ndcg@10_new_shelf_itemknn"]
+    assert m["regret_thompson"] < m["regret_eps_fixed"]
+    # Thompson's regret flattens (sub-linear); fixed-epsilon keeps paying epsilon * gap per round
+    assert m["regret_half_ratio_thompson"] < m["regret_half_ratio_eps_fixed"]
+    assert m["stream_regret_linucb_taste"] < m["stream_regret_thompson"]
+
+
+def _feedback_loops(m: dict[str, Any]) -> None:
+    assert m["log_gini_rise_popularity"] > 0  # rich get richer
+    assert m["coverage_last_epsilon_finetune"] > m["coverage_last_greedy_finetune"]
+    assert m["exposure_gini_last_epsilon_finetune"] < m["exposure_gini_last_greedy_finetune"]
+    assert m["share_last_greedy_retrain"] > m["share_last_popularity"]
+
+
 EXPECTATIONS: dict[str, Check] = {
+    "11_cold_start_and_exploration": _cold_start_and_exploration,
+    "12_feedback_loops": _feedback_loops,
     "07_evaluation": _evaluation,
     "04_collaborative_filtering": _collaborative_filtering,
     "06_hybrid_blending": _hybrid_blending,
