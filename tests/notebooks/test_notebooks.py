@@ -16,7 +16,7 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 COURSE = [
     "00_quickstart", "01_cosine_and_ranking", "02_sigmoid_loss", "03_data_asset_inventory",
     "04_collaborative_filtering", "05_content_features", "06_hybrid_blending", "07_evaluation",
-    "11_cold_start_and_exploration", "12_feedback_loops",
+    "11_cold_start_and_exploration", "12_feedback_loops", "14_privacy",
 ]
 
 # What each notebook's recorded metrics must satisfy in the smoke profile: name -> check.
@@ -109,7 +109,26 @@ def _feedback_loops(m: dict[str, Any]) -> None:
     assert m["share_last_greedy_retrain"] > m["share_last_popularity"]
 
 
+def _privacy(m: dict[str, Any]) -> None:
+    # pseudonymous users are mostly unique on quasi-identifiers; generalisation lowers it
+    assert m["unique_share_quasi_identifiers"] > 0.5 and m["k_anonymity_quasi_identifiers"] == 1
+    assert m["unique_share_coarsest_generalisation"] < m["unique_share_quasi_identifiers"]
+    # a few known ratings re-identify; more knowledge never hurts the attacker
+    assert m["reidentified_at_8_ratings"] >= 0.9
+    assert m["reidentified_at_8_ratings"] > m["reidentified_at_1_ratings"] + 0.5
+    assert m["reidentified_at_8_ratings"] >= m["reidentified_at_2_ratings"] >= m["reidentified_at_1_ratings"]
+    # Laplace popularity: a large epsilon keeps the ranking, a tiny one destroys it
+    assert m["ndcg@10_dp_popularity_user_eps_max"] > m["ndcg@10_dp_popularity_user_eps_min"] + 0.05
+    assert m["ndcg@10_dp_popularity_user_eps_max"] > m["ndcg@10_random"]
+    # DP-SGD: more noise, smaller epsilon, worse ranking
+    assert m["epsilon_dp_sgd_sigma_1"] > m["epsilon_dp_sgd_sigma_2"]
+    assert m["ndcg@10_dp_sgd_sigma_0"] > m["ndcg@10_dp_sgd_sigma_2"] + 0.05
+    # few FedAvg rounds over 4 clients lag centralised SGD
+    assert m["ndcg@10_centralised_sgd"] > m["ndcg@10_fedavg"]
+
+
 EXPECTATIONS: dict[str, Check] = {
+    "14_privacy": _privacy,
     "11_cold_start_and_exploration": _cold_start_and_exploration,
     "12_feedback_loops": _feedback_loops,
     "07_evaluation": _evaluation,
