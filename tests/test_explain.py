@@ -13,7 +13,6 @@ from recnb.data.schema import IdIndex, Split
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.explain import contributions, explain, sentences
-from recnb.math.ranking import PAD
 from recnb.models.content import ContentRecommender
 from recnb.models.hybrid import HybridRecommender
 from recnb.models.knn import ItemKNN, UserKNN
