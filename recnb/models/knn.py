@@ -46,6 +46,19 @@ deviations*, ``Σ_{i∈I_uv}(R_ui - μ_u)(R_vi - μ_v)``. Its score ``sim(u, v) 
 uses one neighbour ``v`` and never ``v``'s rating of ``i``: the square root is a norm of ``u``'s
 own deviations, always ``>= 0``, so a neighbour who hated ``i`` raises the score as much as one
 who loved it. The standard form above averages the neighbours' deviations on ``i``.
+
+**Computation at scale.** The models never hold a dense ``(n_users, n_items)`` or ``(n, n)``
+matrix. :func:`sparse_similarity` computes the similarity a block of rows at a time from sparse
+products (``X_block X^T``; the co-rated Pearson from the five products of the dense formula
+restricted to co-rated pairs) and prunes each block at once to its ``k`` neighbours per row
+(:func:`keep_top_k_sparse`, the exact rule of ``keep_top_k_per_row``: pairs with nothing in
+common have similarity 0 and rank after every positive and before every negative one), so
+``weights_`` is a ``scipy.sparse`` CSR matrix with at most ``k`` entries per row. Scores of a
+batch of users are sparse x sparse products (``R_batch W^T``), densified one batch at a time.
+Full-row Pearson on binary data is dense by nature (every pair has a correlation); it is
+computed in dense row blocks, ``O(n^2)`` time but ``O(block x n)`` memory.
+The dense functions :func:`cosine_similarity_matrix`, :func:`pearson_similarity_matrix`,
+:func:`corated_pearson_matrix` and :func:`shrink` state the formulas for small examples.
 """
 
 from __future__ import annotations
@@ -53,15 +66,21 @@ from __future__ import annotations
 from typing import Self
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from recnb.data.schema import Split
-from recnb.math.ranking import keep_top_k_per_row, rank
+from recnb.math.ranking import rank
 from recnb.math.similarity import all_vs_all
 from recnb.models.base import Recommender, Users, as_user_tensor
 
 SIMILARITIES = ("cosine", "pearson")
 VALUES = ("binary", "rating")
+#: about how many similarity entries one block of rows may produce before pruning (memory bound)
+BLOCK_ENTRIES = 4_000_000
+#: similarities are rounded to this many decimals, so that equal similarities computed in a
+#: different order (a last-bit difference) still tie, and the tie goes to the lower index
+DECIMALS = 12
 
 
 def cosine_similarity_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -93,13 +112,20 @@ def corated_pearson_matrix(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     sx, sy = v @ m.T, m @ v.T  # Σ_{I_ab} x_a, Σ_{I_ab} x_b
     sxx, syy = (v * v) @ m.T, m @ (v * v).T
     sxy = v @ v.T
-    safe_n = n.clamp(min=1)
+    return _corated_from_sums(n, sx, sy, sxx, syy, sxy)
+
+
+def _corated_from_sums(n, sx, sy, sxx, syy, sxy):
+    """The co-rated Pearson from its sums (torch tensors or numpy arrays of one shape)."""
+    lib = torch if isinstance(n, torch.Tensor) else np
+    safe_n = lib.maximum(n, lib.ones_like(n))
     cov = sxy - sx * sy / safe_n
-    var_a = (sxx - sx**2 / safe_n).clamp(min=0)
-    var_b = (syy - sy**2 / safe_n).clamp(min=0)
-    denom = torch.sqrt(var_a * var_b)
-    ok = (n >= 2) & (denom > 1e-12 * (1 + sxx.abs() + syy.abs()))
-    return torch.where(ok, cov / torch.where(ok, denom, torch.ones_like(denom)), torch.zeros_like(cov)).clamp(-1, 1)
+    var_a = lib.maximum(sxx - sx**2 / safe_n, lib.zeros_like(sxx))
+    var_b = lib.maximum(syy - sy**2 / safe_n, lib.zeros_like(syy))
+    denom = lib.sqrt(var_a * var_b)
+    ok = (n >= 2) & (denom > 1e-12 * (1 + abs(sxx) + abs(syy)))
+    out = lib.where(ok, cov / lib.where(ok, denom, lib.ones_like(denom)), lib.zeros_like(cov))
+    return lib.clip(out, -1, 1)
 
 
 def shrink(sim: torch.Tensor, n_common: torch.Tensor, shrinkage: float) -> torch.Tensor:
@@ -111,70 +137,198 @@ def shrink(sim: torch.Tensor, n_common: torch.Tensor, shrinkage: float) -> torch
     return sim * n_common / (n_common + shrinkage)
 
 
+def keep_top_k_sparse(sim: sp.spmatrix, k: int | None, row_offset: int = 0, exclude_diagonal: bool = True) -> sp.csr_matrix:
+    """Each row's ``k`` largest entries of ``sim``, exactly as :func:`recnb.math.ranking.keep_top_k_per_row`.
+
+    ``sim``: a sparse ``(b, n)`` block of rows ``row_offset .. row_offset + b - 1`` of an ``(n, n)``
+    similarity; entries not stored are 0. Ranking each row densely (largest first, ties to the
+    lower column) puts the ``p`` positive entries first, then the ``z`` zeros (stored or not), then
+    the negative ones; so a positive entry is kept when its rank among the positives is ``< k``
+    and a negative one when ``p + z +`` its rank among the negatives is ``< k``. Kept zeros change
+    nothing and are dropped. With ``exclude_diagonal`` entry ``(r, row_offset + r)`` is never kept
+    (a row is not its own neighbour). ``k=None`` keeps every non-zero off-diagonal entry. Returns a
+    canonical float64 CSR ``(b, n)``.
+    """
+    if k is not None and k < 0:
+        raise ValueError(f"k must be None or >= 0, got {k}")
+    coo = sp.coo_matrix(sim)
+    b, n = coo.shape
+    rows, cols, vals = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(np.float64)
+    keep = vals != 0
+    if exclude_diagonal:
+        keep &= cols != rows + row_offset
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    if k is not None and len(vals):
+        order = np.lexsort((cols, -vals, rows))  # per row: value descending, then column ascending
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        count = np.bincount(rows, minlength=b)
+        start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        position = np.arange(len(rows)) - start[rows]
+        n_candidates = n - 1 if exclude_diagonal else n
+        zeros = n_candidates - count  # zero entries of each row (implicit or stored)
+        effective = np.where(vals > 0, position, position + zeros[rows])
+        keep = effective < k
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    out = sp.csr_matrix((vals, (rows, cols)), shape=(b, n), dtype=np.float64)
+    out.sort_indices()
+    return out
+
+
 def neighbour_category_share(
-    sim: torch.Tensor | np.ndarray,
+    sim: torch.Tensor | np.ndarray | sp.spmatrix,
     labels: torch.Tensor | np.ndarray,
     k: int,
     complement: torch.Tensor | np.ndarray | None = None,
 ) -> float:
     """Mean share of each row's ``k`` nearest neighbours that carry the row's label.
 
-    ``sim``: ``(n, n)`` similarities (e.g. a fitted ``ItemKNN().weights_``); ``labels``: ``(n,)``
-    integer labels (an item's category). A row's neighbours are its ``k`` most similar *other*
-    rows, ranked by :func:`recnb.math.ranking.rank` (descending, ties to the lower index, the row
-    itself excluded). With ``complement`` (``(n_labels,)``, label -> its complementary label) the
-    share counts neighbours labelled ``complement[labels[row]]`` instead.
+    ``sim``: ``(n, n)`` similarities, dense or scipy-sparse (e.g. a fitted ``ItemKNN().weights_``);
+    ``labels``: ``(n,)`` integer labels (an item's category). A row's neighbours are its ``k`` most
+    similar *other* rows, ranked by :func:`recnb.math.ranking.rank` (descending, ties to the lower
+    index, the row itself excluded). With ``complement`` (``(n_labels,)``, label -> its
+    complementary label) the share counts neighbours labelled ``complement[labels[row]]`` instead.
 
     Only rows with at least ``k`` neighbours of positive similarity count: for the others the list
     would be filled with zero-similarity rows in index order, which says nothing. Returns the mean
     over the counted rows of ``hits / k``; NaN when no row counts.
     """
-    s = torch.as_tensor(np.asarray(sim), dtype=torch.float64)
-    if s.ndim != 2 or s.shape[0] != s.shape[1]:
-        raise ValueError(f"sim must be a square (n, n) matrix, got shape {tuple(s.shape)}")
-    n = s.shape[0]
-    lab = torch.as_tensor(np.asarray(labels)).long().reshape(-1)
+    if not sp.issparse(sim):
+        sim = np.asarray(sim.detach() if isinstance(sim, torch.Tensor) else sim, dtype=np.float64)
+    if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
+        raise ValueError(f"sim must be a square (n, n) matrix, got shape {tuple(sim.shape)}")
+    n = sim.shape[0]
+    lab = np.asarray(labels).astype(np.int64).reshape(-1)
     if lab.shape[0] != n:
         raise ValueError(f"labels has {lab.shape[0]} entries, sim has {n} rows")
     if not 1 <= k < n:
         raise ValueError(f"k must lie in 1..{n - 1} (neighbours other than the row itself), got {k}")
     target = lab
     if complement is not None:
-        comp = torch.as_tensor(np.asarray(complement)).long().reshape(-1)
+        comp = np.asarray(complement).astype(np.int64).reshape(-1)
         if lab.min() < 0 or lab.max() >= comp.shape[0]:
-            raise ValueError(f"complement maps {comp.shape[0]} labels, labels run {lab.min().item()}..{lab.max().item()}")
+            raise ValueError(f"complement maps {comp.shape[0]} labels, labels run {lab.min()}..{lab.max()}")
         target = comp[lab]
-    self_mask = torch.eye(n, dtype=torch.bool)
-    nearest = rank(s, k=k, exclude=self_mask).indices  # (n, k), never PAD since k < n
-    counted = ((s > 0) & ~self_mask).sum(dim=1) >= k
+    # a counted row has >= k positive neighbours, so its k nearest are its k largest positive entries
+    top = keep_top_k_sparse(sp.csr_matrix(sim) if not sp.issparse(sim) else sim, k)
+    row = np.repeat(np.arange(n), np.diff(top.indptr))
+    positive = top.data > 0
+    counted = np.bincount(row[positive], minlength=n) >= k
     if not counted.any():
         return float("nan")
-    hits = lab[nearest] == target[:, None]
-    return float(hits[counted].double().mean())
+    hit = (lab[top.indices] == target[row]) & counted[row]
+    return float(hit.sum() / (k * counted.sum()))
 
 
-def similarity(x: torch.Tensor, mask: torch.Tensor, method: str, values: str, shrinkage: float = 0.0) -> torch.Tensor:
-    """Row-row similarity of ``x`` (``(n, d)``, observed where ``mask``) with shrinkage; ``(n, n)`` float64.
+def sparse_similarity(
+    x: sp.spmatrix,
+    method: str = "cosine",
+    values: str = "binary",
+    shrinkage: float = 0.0,
+    neighbours: int | None = None,
+    block_entries: int = BLOCK_ENTRIES,
+) -> sp.csr_matrix:
+    """Row-row similarity of a sparse ``x`` ``(n, d)``, shrunk and pruned to ``neighbours`` per row.
 
-    ``method``: ``"cosine"`` or ``"pearson"``; ``values``: ``"binary"`` (pearson over full rows) or
-    ``"rating"`` (pearson over co-rated columns). See the module docstring.
+    Observed entries are the stored non-zero ones. ``method``: ``"cosine"`` or ``"pearson"``;
+    ``values``: ``"binary"`` (pearson over full rows, like ``numpy.corrcoef``) or ``"rating"``
+    (pearson over co-rated columns). Equal to ``keep_top_k_per_row(shrink(sim, M M^T, λ), k)`` of
+    the dense functions of this module (``M`` the observed mask), computed a block of rows at a
+    time (about ``block_entries`` products per block) and pruned block by block: memory is the
+    result (``<= n * neighbours`` entries) plus one block. Similarities are rounded to
+    :data:`DECIMALS` decimals before pruning, so that mathematically equal ones tie exactly
+    whatever the summation order, and ties go to the lower index. Returns a float64 CSR ``(n, n)``.
     """
     if method not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {method!r}")
     if values not in VALUES:
         raise ValueError(f"values must be one of {VALUES}, got {values!r}")
+    if shrinkage < 0:
+        raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
+    x = sp.csr_matrix(x, dtype=np.float64)
+    x.eliminate_zeros()
+    x.sort_indices()
+    n, d = x.shape
+    m = x.copy()
+    m.data[:] = 1.0  # the observed mask M
+    mt = m.T.tocsr()
+    dense_rows = method == "pearson" and values == "binary"
     if method == "cosine":
-        sim = cosine_similarity_matrix(x)
-    elif values == "rating":
-        sim = corated_pearson_matrix(x, mask)
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        xn = sp.diags(np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)) @ x
+        right = {"s": xn.T.tocsr()}
+    elif dense_rows:
+        mu = np.asarray(x.sum(axis=1)).ravel() / d
+        centred_norm = np.sqrt(np.maximum(np.asarray(x.multiply(x).sum(axis=1)).ravel() - d * mu**2, 0.0))
+        right = {"s": x.T.tocsr()}
     else:
-        sim = pearson_similarity_matrix(x)
-    m = mask.double()
-    return shrink(sim, m @ m.T, shrinkage)
+        x2 = x.multiply(x).tocsr()
+        right = {"m": mt, "v": x.T.tocsr(), "v2": x2.T.tocsr()}
+    # rows per block: about block_entries products (each row of M M^T costs Σ_{c in row} |column c|)
+    cost = (m @ np.asarray(m.sum(axis=0)).ravel()) if not dense_rows else np.full(n, float(n))
+    bounds = _blocks(cost, block_entries)
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        common = m[lo:hi] @ mt if not dense_rows or shrinkage > 0 else None  # n_ab: co-observed columns, (b, n)
+        if common is not None:
+            common.sort_indices()
+        if method == "cosine":
+            sim = _same_pattern(xn[lo:hi] @ right["s"], common)
+            sim.data = np.clip(sim.data, -1.0, 1.0)
+        elif dense_rows:
+            dot = (x[lo:hi] @ right["s"]).toarray()
+            centred = dot - d * mu[lo:hi, None] * mu[None, :]
+            denom = centred_norm[lo:hi, None] * centred_norm[None, :]
+            full = np.where(denom > 0, centred / np.where(denom > 0, denom, 1.0), 0.0).clip(-1.0, 1.0)
+            if shrinkage > 0:
+                c = common.toarray()
+                full = full * c / (c + shrinkage)
+            full = np.round(full, DECIMALS)
+            parts.append(keep_top_k_sparse(sp.csr_matrix(full), neighbours, row_offset=lo))
+            continue
+        else:
+            xb, x2b, mb = x[lo:hi], x2[lo:hi], m[lo:hi]
+            sums = [_same_pattern(a @ b_, common).data for a, b_ in
+                    ((xb, right["m"]), (mb, right["v"]), (x2b, right["m"]), (mb, right["v2"]), (xb, right["v"]))]
+            sim = common.copy()
+            sim.data = _corated_from_sums(common.data, *sums)
+        if shrinkage > 0:
+            sim.data = sim.data * common.data / (common.data + shrinkage)
+        sim.data = np.round(sim.data, DECIMALS)
+        parts.append(keep_top_k_sparse(sim, neighbours, row_offset=lo))
+    out = sp.vstack(parts, format="csr") if parts else sp.csr_matrix((n, n), dtype=np.float64)
+    out.sort_indices()
+    return out
+
+
+def _blocks(cost: np.ndarray, budget: int) -> np.ndarray:
+    """Row boundaries ``[0, ..., n]`` cutting rows into blocks of about ``budget`` total ``cost``."""
+    n = len(cost)
+    if n == 0:
+        return np.array([0])
+    cum = np.cumsum(np.maximum(cost, 1.0))
+    cuts = np.searchsorted(cum, np.arange(budget, cum[-1], budget), side="right")
+    return np.unique(np.concatenate([[0], cuts, [n]]))
+
+
+def _same_pattern(product: sp.spmatrix, pattern: sp.csr_matrix) -> sp.csr_matrix:
+    """``product`` on the sparsity pattern of ``pattern`` (products of positive operands share it)."""
+    product = sp.csr_matrix(product)
+    product.sort_indices()
+    if product.nnz == pattern.nnz and np.array_equal(product.indptr, pattern.indptr) and np.array_equal(product.indices, pattern.indices):
+        return product
+    out = pattern.copy()  # some entry cancelled to 0 or a zero was stored: align entry by entry
+    out.data = np.asarray(product[np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr)), pattern.indices]).ravel()
+    return out
 
 
 class _NeighbourhoodCF(Recommender):
-    """Shared parameters and fitting of :class:`UserKNN` and :class:`ItemKNN`."""
+    """Shared parameters and fitting of :class:`UserKNN` and :class:`ItemKNN`.
+
+    After ``fit``: ``ratings_`` the training matrix ``R`` (float64 CSR ``(n_users, n_items)``, 1 per
+    interaction or the rating), ``observed_`` its observed entries (CSR of ones), ``weights_`` the
+    pruned similarity (float64 CSR), and with ratings ``means_`` (float64 tensor) and
+    ``deviations_`` (CSR, ``r - r̄`` on the observed entries).
+    """
 
     def __init__(
         self,
@@ -187,28 +341,48 @@ class _NeighbourhoodCF(Recommender):
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
         if values not in VALUES:
             raise ValueError(f"values must be one of {VALUES}, got {values!r}")
-        if neighbours is not None and neighbours <= 0:
-            raise ValueError(f"neighbours must be a positive integer or None, got {neighbours}")
+        if neighbours is not None and (isinstance(neighbours, bool) or not isinstance(neighbours, int | np.integer)
+                                       or neighbours <= 0):
+            raise ValueError(f"neighbours must be a positive integer or None, got {neighbours!r}")
         if shrinkage < 0:
             raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
         self.similarity, self.neighbours, self.shrinkage, self.values = similarity, neighbours, shrinkage, values
 
     def _fit_matrices(self, split: Split) -> None:
+        if len(split.train) == 0:
+            raise ValueError(f"split {split.name!r} has no training rows: {type(self).__name__} has nothing to learn from")
         self.remember_split(split)
-        self.ratings_ = split.train_matrix(self.values).double()  # R (n_users, n_items)
-        self.observed_ = split.train_matrix("binary").bool()
+        r = split.train_csr(self.values).astype(np.float64)
         if self.values == "rating":
-            rated = split.train_matrix("rating") > 0
-            if not rated.any():
+            r.data[r.data < 0] = 0.0  # observed = rated > 0, as a rating of 1..5 always is
+            r.eliminate_zeros()
+            if r.nnz == 0:
                 raise ValueError(f"split {split.name!r} has no explicit ratings: use values='binary'")
-            self.observed_ = rated
+        r.sort_indices()
+        self.ratings_ = r  # R (n_users, n_items)
+        self.observed_ = r.copy()
+        self.observed_.data[:] = 1.0
 
-    def _row_means(self, dim: int) -> torch.Tensor:
-        """Mean rating per user (``dim=1``) or item (``dim=0``); the global mean where there is none."""
-        m = self.observed_.double()
-        total, count = (self.ratings_ * m).sum(dim=dim), m.sum(dim=dim)
-        mu = (self.ratings_ * m).sum() / m.sum()
-        return torch.where(count > 0, total / count.clamp(min=1), mu)
+    def _means_and_deviations(self, axis: int) -> None:
+        """Mean rating per user (``axis=1``) or item (``axis=0``), the global mean where there is none;
+        deviations ``r - r̄`` on the observed entries."""
+        r = self.ratings_
+        total = np.asarray(r.sum(axis=axis)).ravel()
+        count = np.asarray(self.observed_.sum(axis=axis)).ravel()
+        mu = r.data.sum() / r.nnz
+        means = np.where(count > 0, total / np.maximum(count, 1), mu)
+        self.means_ = torch.from_numpy(means)
+        dev = r.copy()
+        own = np.repeat(np.arange(r.shape[0]), np.diff(r.indptr)) if axis == 1 else r.indices
+        dev.data = r.data - means[own]
+        self.deviations_ = dev
+
+    def _batch(self, users: Users) -> np.ndarray:
+        self._check_fitted()
+        return as_user_tensor(users, self.n_users_).numpy()
+
+    def _user_means(self, u: np.ndarray) -> torch.Tensor:
+        return self.means_[torch.from_numpy(u)][:, None]
 
     def __repr__(self) -> str:
         return (
@@ -217,28 +391,38 @@ class _NeighbourhoodCF(Recommender):
         )
 
 
+def _dense(m: sp.spmatrix) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(m.toarray()))
+
+
+def _dense32(m: sp.spmatrix) -> torch.Tensor:
+    """A float64 sparse block as a dense float32 tensor (each entry rounded once, as ``.float()`` does)."""
+    return torch.from_numpy(m.astype(np.float32).toarray())
+
+
+def _predict(mean: torch.Tensor, num: sp.spmatrix, den: sp.spmatrix) -> torch.Tensor:
+    """``mean + num / den`` where ``den > 0``, else ``mean``; float32 ``(U, n_items)``."""
+    num, den = _dense(num), _dense(den)
+    mean = mean.expand_as(num)
+    return torch.where(den > 0, mean + num / den.where(den > 0, torch.ones_like(den)), mean).float()
+
+
 class UserKNN(_NeighbourhoodCF):
     """User-based CF: recommend what the most similar users have (see the module docstring)."""
 
     def fit(self, split: Split) -> Self:
         self._fit_matrices(split)
-        sim = similarity(self.ratings_, self.observed_, self.similarity, self.values, self.shrinkage)
-        self.weights_ = keep_top_k_per_row(sim, self.neighbours)  # W[u, v], (n_users, n_users)
+        self.weights_ = sparse_similarity(self.ratings_, self.similarity, self.values, self.shrinkage, self.neighbours)
         if self.values == "rating":
-            self.means_ = self._row_means(dim=1)
-            self.deviations_ = (self.ratings_ - self.means_[:, None]) * self.observed_  # r_vi - r̄_v
+            self._means_and_deviations(axis=1)
         return self
 
     def score(self, users: Users = None) -> torch.Tensor:
-        self._check_fitted()
-        u = as_user_tensor(users, self.n_users_)
-        w = self.weights_[u]
+        u = self._batch(users)
+        w = self.weights_[u]  # (U, n_users), W[u, v]
         if self.values == "binary":
-            return (w @ self.ratings_).float()
-        num = w @ self.deviations_
-        den = w.abs() @ self.observed_.double()
-        pred = self.means_[u, None] + num / den.where(den > 0, torch.ones_like(den))
-        return torch.where(den > 0, pred, self.means_[u, None].expand_as(pred)).float()
+            return _dense32(w @ self.ratings_)
+        return _predict(self._user_means(u), w @ self.deviations_, abs(w) @ self.observed_)
 
 
 class ItemKNN(_NeighbourhoodCF):
@@ -246,19 +430,16 @@ class ItemKNN(_NeighbourhoodCF):
 
     def fit(self, split: Split) -> Self:
         self._fit_matrices(split)
-        sim = similarity(self.ratings_.T, self.observed_.T, self.similarity, self.values, self.shrinkage)
-        self.weights_ = keep_top_k_per_row(sim, self.neighbours)  # W[i, j], (n_items, n_items)
+        self.weights_ = sparse_similarity(self.ratings_.T, self.similarity, self.values, self.shrinkage, self.neighbours)
+        self._weights_t = self.weights_.T.tocsr()  # W^T (n_items, n_items): scores are R_batch W^T
         if self.values == "rating":
-            self.means_ = self._row_means(dim=0)
-            self.deviations_ = (self.ratings_ - self.means_[None, :]) * self.observed_  # r_uj - r̄_j
+            self._means_and_deviations(axis=0)
+            self._abs_weights_t = abs(self._weights_t)
         return self
 
     def score(self, users: Users = None) -> torch.Tensor:
-        self._check_fitted()
-        u = as_user_tensor(users, self.n_users_)
+        u = self._batch(users)
         if self.values == "binary":
-            return (self.ratings_[u] @ self.weights_.T).float()
-        num = self.deviations_[u] @ self.weights_.T
-        den = self.observed_[u].double() @ self.weights_.abs().T
-        mean = self.means_[None, :].expand_as(num)
-        return torch.where(den > 0, mean + num / den.where(den > 0, torch.ones_like(den)), mean).float()
+            return _dense32(self.ratings_[u] @ self._weights_t)
+        return _predict(self.means_[None, :], self.deviations_[u] @ self._weights_t,
+                        self.observed_[u] @ self._abs_weights_t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 from scipy.stats import pearsonr
 from sklearn.metrics.pairwise import cosine_similarity
@@ -12,16 +13,18 @@ from sklearn.metrics.pairwise import cosine_similarity
 from recnb.data.schema import IdIndex, Split
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
-from recnb.math.ranking import keep_top_k_per_row
+from recnb.math.ranking import keep_top_k_per_row, rank
 from recnb.metrics import evaluate
 from recnb.models.knn import (
     ItemKNN,
     UserKNN,
     corated_pearson_matrix,
     cosine_similarity_matrix,
+    keep_top_k_sparse,
     neighbour_category_share,
     pearson_similarity_matrix,
     shrink,
+    sparse_similarity,
 )
 from recnb.models.popularity import PopularityRecommender
 
@@ -66,7 +69,7 @@ def test_user_knn_keeps_a_negative_neighbour_not_itself():
     # r̂_02 = 3 + (-1)(4 - 10/3) / |-1| = 7/3 (the row's own mean 3 if no neighbour were kept)
     split = _rating_split([[4, 2, 0], [1, 5, 4], [2, 4, 5]])
     model = UserKNN(similarity="pearson", neighbours=1, values="rating").fit(split)
-    assert model.weights_[0].tolist() == pytest.approx([0.0, -1.0, 0.0])
+    assert model.weights_[0].toarray()[0].tolist() == pytest.approx([0.0, -1.0, 0.0])
     assert model.score([0])[0, 2].item() == pytest.approx(7 / 3, abs=1e-6)
 
 
@@ -96,14 +99,14 @@ def test_user_knn_prediction_by_hand():
     # r̂_02 = 3 + [1 (4 - 10/3) + (-1)(5 - 11/3)] / (1 + 1) = 3 + (2/3 - 4/3) / 2 = 8/3.
     split = _rating_split([[4, 2, 0], [5, 1, 4], [1, 5, 5]])
     model = UserKNN(similarity="pearson", neighbours=None, values="rating").fit(split)
-    assert model.weights_[0].tolist() == pytest.approx([0.0, 1.0, -1.0])
+    assert model.weights_[0].toarray()[0].tolist() == pytest.approx([0.0, 1.0, -1.0])
     assert model.score([0])[0, 2].item() == pytest.approx(8 / 3, abs=1e-6)
     # keeping only the single most similar neighbour (u1): 3 + 2/3
     one = UserKNN(similarity="pearson", neighbours=1, values="rating").fit(split)
     assert one.score([0])[0, 2].item() == pytest.approx(11 / 3, abs=1e-6)
     # shrinkage scales both similarities by 2/(2+2): the weighted average is unchanged
     shrunk = UserKNN(similarity="pearson", neighbours=None, shrinkage=2.0, values="rating").fit(split)
-    assert shrunk.weights_[0, 1].item() == pytest.approx(0.5)
+    assert shrunk.weights_[0, 1] == pytest.approx(0.5)
     assert shrunk.score([0])[0, 2].item() == pytest.approx(8 / 3, abs=1e-6)
 
 
@@ -111,7 +114,7 @@ def test_item_knn_prediction_matches_a_loop():
     x, mask = _random_ratings(3, n=8, d=6, density=0.7)
     split = _rating_split(x.tolist())
     model = ItemKNN(similarity="pearson", neighbours=3, values="rating").fit(split)
-    w = model.weights_.numpy()
+    w = model.weights_.toarray()
     means = np.array([x[mask[:, j], j].mean() for j in range(x.shape[1])])
     pred = model.score().numpy()
     for u in range(x.shape[0]):
@@ -163,7 +166,7 @@ def test_neighbour_category_share_matches_a_loop(shop_split):
     data = make_shop(n_users=300, n_items=150, n_categories=6, n_interactions=6000, seed=0)
     category = np.asarray(data.truth["item_category"])
     complement = np.asarray(data.truth["complement"])
-    w = ItemKNN(neighbours=10, shrinkage=5.0).fit(shop_split).weights_.numpy()
+    w = ItemKNN(neighbours=10, shrinkage=5.0).fit(shop_split).weights_.toarray()
     n, k = len(w), 5
     same, comp = [], []
     for i in range(n):
@@ -175,6 +178,7 @@ def test_neighbour_category_share_matches_a_loop(shop_split):
         comp.append(np.mean(category[nearest] == complement[category[i]]))
     assert len(same) > 100
     assert neighbour_category_share(w, category, k) == pytest.approx(np.mean(same))
+    assert neighbour_category_share(sp.csr_matrix(w), category, k) == pytest.approx(np.mean(same))
     assert neighbour_category_share(w, category, k, complement) == pytest.approx(np.mean(comp))
     assert neighbour_category_share(w, category, k) > 0.5  # co-purchases recover the planted categories
 
@@ -201,3 +205,131 @@ def test_knn_beats_popularity_on_the_synthetic_shop(shop_split):
     for model in (UserKNN(neighbours=30), ItemKNN(neighbours=30, shrinkage=5)):
         got = evaluate(model.fit(shop_split), shop_split, k=10)["ndcg@10"]
         assert got > pop + 0.1, (model, got, pop)
+
+
+# ---------------------------------------------------------------------------------------------
+# The former dense implementation (every matrix (n_users, n_items) or (n, n)), kept here ONLY as
+# the reference the sparse models must reproduce exactly on small data.
+
+
+def _dense_similarity(x, mask, method, values, shrinkage):
+    if method == "cosine":
+        sim = cosine_similarity_matrix(x)
+    elif values == "rating":
+        sim = corated_pearson_matrix(x, mask)
+    else:
+        sim = pearson_similarity_matrix(x)
+    m = mask.double()
+    # the one change to the former code: round like sparse_similarity, so that equal similarities
+    # tie exactly in both (the matrix product's summation order otherwise decides such ties)
+    return torch.from_numpy(np.round(shrink(sim, m @ m.T, shrinkage).numpy(), 12))
+
+
+class _DenseKNN:
+    def __init__(self, kind, similarity="cosine", neighbours=50, shrinkage=0.0, values="binary"):
+        self.kind, self.similarity, self.neighbours, self.shrinkage, self.values = kind, similarity, neighbours, shrinkage, values
+
+    def fit(self, split):
+        self.seen = split.seen_mask()
+        self.ratings_ = split.train_matrix(self.values).double()
+        self.observed_ = split.train_matrix("binary").bool()
+        if self.values == "rating":
+            self.observed_ = split.train_matrix("rating") > 0
+        x, m = (self.ratings_, self.observed_) if self.kind == "user" else (self.ratings_.T, self.observed_.T)
+        sim = _dense_similarity(x, m, self.similarity, self.values, self.shrinkage)
+        self.weights_ = keep_top_k_per_row(sim, self.neighbours)
+        if self.values == "rating":
+            dim = 1 if self.kind == "user" else 0
+            mm = self.observed_.double()
+            total, count = (self.ratings_ * mm).sum(dim=dim), mm.sum(dim=dim)
+            mu = (self.ratings_ * mm).sum() / mm.sum()
+            self.means_ = torch.where(count > 0, total / count.clamp(min=1), mu)
+            means = self.means_[:, None] if self.kind == "user" else self.means_[None, :]
+            self.deviations_ = (self.ratings_ - means) * self.observed_
+        return self
+
+    def score(self, u):
+        if self.kind == "user":
+            w = self.weights_[u]
+            if self.values == "binary":
+                return (w @ self.ratings_).float()
+            num, den = w @ self.deviations_, w.abs() @ self.observed_.double()
+            mean = self.means_[u, None].expand_as(num)
+        else:
+            if self.values == "binary":
+                return (self.ratings_[u] @ self.weights_.T).float()
+            num = self.deviations_[u] @ self.weights_.T
+            den = self.observed_[u].double() @ self.weights_.abs().T
+            mean = self.means_[None, :].expand_as(num)
+        return torch.where(den > 0, mean + num / den.where(den > 0, torch.ones_like(den)), mean).float()
+
+    def recommend(self, u, k):
+        return rank(self.score(u), k=k, exclude=self.seen[u])
+
+
+def _rated_shop(seed):
+    data = make_shop(n_users=70, n_items=45, n_categories=4, n_interactions=5000, seed=seed)
+    return random_holdout(data, 0.2, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def small_splits():
+    return {seed: _rated_shop(seed) for seed in (0, 1)}
+
+
+@pytest.mark.parametrize("kind", ["user", "item"])
+@pytest.mark.parametrize("similarity, values, neighbours, shrinkage", [
+    ("cosine", "binary", 5, 0.0),
+    ("cosine", "binary", None, 3.0),
+    ("pearson", "binary", 7, 0.0),
+    ("pearson", "binary", 4, 2.0),
+    ("cosine", "rating", 6, 0.0),
+    ("pearson", "rating", 3, 0.0),
+    ("pearson", "rating", 8, 5.0),
+    ("pearson", "rating", None, 0.0),
+])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sparse_knn_ranks_exactly_as_the_dense_implementation(small_splits, kind, similarity, values, neighbours,
+                                                             shrinkage, seed):
+    split = small_splits[seed]
+    params = dict(similarity=similarity, neighbours=neighbours, shrinkage=shrinkage, values=values)
+    dense = _DenseKNN(kind, **params).fit(split)
+    sparse = (UserKNN if kind == "user" else ItemKNN)(**params).fit(split)
+    assert sp.issparse(sparse.weights_)
+    if neighbours is not None:
+        assert sparse.weights_.getnnz(axis=1).max() <= neighbours
+    np.testing.assert_allclose(sparse.weights_.toarray(), dense.weights_.numpy(), atol=1e-12)
+    users = np.arange(split.n_users)
+    np.testing.assert_allclose(sparse.score(users).numpy(), dense.score(torch.as_tensor(users)).numpy(), atol=1e-5)
+    got = sparse.recommend(users, k=10, batch_size=16)  # several batches
+    want = dense.recommend(torch.as_tensor(users), k=10)
+    assert torch.equal(got.indices, want.indices)
+
+
+def test_sparse_similarity_blocks_change_nothing(small_splits):
+    r = small_splits[0].train_csr("rating")
+    whole = sparse_similarity(r.T, "pearson", "rating", 2.0, 5, block_entries=10**9)
+    for budget in (1, 50, 700):  # one row per block, a few rows, many rows
+        blocked = sparse_similarity(r.T, "pearson", "rating", 2.0, 5, block_entries=budget)
+        assert (blocked != whole).nnz == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("k", [None, 1, 2, 4, 9])
+def test_keep_top_k_sparse_equals_the_dense_rule(seed, k):
+    # integers in -2..2 with many zeros: ties, zero rows, negatives kept only when a row is short
+    rng = np.random.default_rng(seed)
+    dense = rng.integers(-2, 3, size=(9, 9)) * (rng.random((9, 9)) < 0.4)
+    want = keep_top_k_per_row(torch.tensor(dense, dtype=torch.float64), k).numpy()
+    got = keep_top_k_sparse(sp.csr_matrix(dense.astype(float)), k).toarray()
+    np.testing.assert_array_equal(got, want)
+    rows = keep_top_k_sparse(sp.csr_matrix(dense[3:6].astype(float)), k, row_offset=3).toarray()
+    np.testing.assert_array_equal(rows, want[3:6])
+
+
+def test_fit_on_a_split_without_training_rows_is_refused(small_splits):
+    from dataclasses import replace
+
+    empty = replace(small_splits[0], train=small_splits[0].train.iloc[:0])
+    with pytest.raises(ValueError, match="has no training rows: ItemKNN has nothing to learn from"):
+        ItemKNN().fit(empty)
