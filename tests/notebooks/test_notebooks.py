@@ -16,7 +16,7 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 COURSE = [
     "00_quickstart", "01_cosine_and_ranking", "02_sigmoid_loss", "03_data_asset_inventory",
     "04_collaborative_filtering", "05_content_features", "06_hybrid_blending", "07_evaluation",
-    "11_cold_start_and_exploration", "12_feedback_loops", "14_privacy",
+    "10_diversity", "11_cold_start_and_exploration", "12_feedback_loops", "14_privacy",
 ]
 
 # What each notebook's recorded metrics must satisfy in the smoke profile: name -> check.
@@ -127,7 +127,23 @@ def _privacy(m: dict[str, Any]) -> None:
     assert m["ndcg@10_centralised_sgd"] > m["ndcg@10_fedavg"]
 
 
+def _diversity(m: dict[str, Any]) -> None:
+    # MMR with lambda < 1 makes lists more varied by category than the base ranking
+    assert m["ild_mmr_category"] > m["ild_base"] + 0.05
+    assert m["ild_mmr_category_lam0"] > 0.9  # lambda = 0: about one item per category
+    # diversifying beyond users' tastes lowers the true-taste mass of the lists
+    assert m["taste_mmr_category_lam0"] < m["taste_base"]
+    # calibration moves the lists' category mix towards the users' histories
+    assert m["kl_calibrated"] < 0.5 * m["kl_base"]
+    assert m["explanation_max_abs_error"] < 1e-4  # explanations are exact decompositions
+    # a high score cut-off shortens lists, shrinks coverage and raises the precision of what is shown
+    assert m["threshold_length_high"] < 5
+    assert m["threshold_coverage_high"] < m["threshold_coverage_low"]
+    assert m["threshold_precision_high"] > m["threshold_precision_low"]
+
+
 EXPECTATIONS: dict[str, Check] = {
+    "10_diversity": _diversity,
     "14_privacy": _privacy,
     "11_cold_start_and_exploration": _cold_start_and_exploration,
     "12_feedback_loops": _feedback_loops,
