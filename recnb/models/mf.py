@@ -45,6 +45,7 @@ from torch import nn
 
 from recnb.data.datamodule import InteractionDataModule
 from recnb.data.schema import RATING, Split
+from recnb.data.validation import check_seed
 from recnb.models.base import LightningRecommender, Recommender, Users, as_user_tensor
 
 
@@ -67,6 +68,7 @@ class BiasedMF(LightningRecommender):
         for name, value in (("dim", dim), ("max_epochs", max_epochs), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
+        check_seed(seed)
         if lr <= 0 or reg < 0 or init_std < 0:
             raise ValueError(f"need lr > 0, reg >= 0, init_std >= 0; got lr={lr}, reg={reg}, init_std={init_std}")
         self.save_hyperparameters()
@@ -85,16 +87,33 @@ class BiasedMF(LightningRecommender):
         self.user_emb = nn.Parameter(torch.randn(n_u, hp.dim, generator=g) * hp.init_std)
         self.item_emb = nn.Parameter(torch.randn(n_i, hp.dim, generator=g) * hp.init_std)
         if hp.implicit_pooling:
-            n = split.train_matrix("binary")
-            self.register_buffer("pool", n / n.sum(dim=1, keepdim=True).clamp(min=1).sqrt())  # |N(u)|^-1/2 rows
+            # N(u) as CSR (offsets into one flat list of items), never a dense (n_users, n_items) matrix
+            seen = split.seen_csr()
+            self.register_buffer("pool_indptr", torch.from_numpy(seen.indptr.astype(np.int64)))
+            self.register_buffer("pool_indices", torch.from_numpy(seen.indices.astype(np.int64)))
             self.pooled_emb = nn.Parameter(torch.randn(n_i, hp.dim, generator=g) * hp.init_std)
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """``e_u`` ``(B, dim)``: ``p_u``, plus ``|N(u)|^{-1/2} Σ_j y_j`` with implicit pooling."""
         e = self.user_emb[users]
         if self.hparams.implicit_pooling:
-            e = e + self.pool[users] @ self.pooled_emb
+            e = e + self.pooled(users)
         return e
+
+    def pooled(self, users: torch.Tensor) -> torch.Tensor:
+        """``|N(u)|^{-1/2} Σ_{j∈N(u)} y_j`` ``(B, dim)``: one ``embedding_bag`` over the users' CSR rows.
+
+        The bag of user ``b`` is ``pool_indices[indptr[u_b] : indptr[u_b + 1]]``, each item weighted
+        ``|N(u_b)|^{-1/2}``; a user with no item gets the zero vector.
+        """
+        users = torch.as_tensor(users, dtype=torch.long).reshape(-1)
+        start = self.pool_indptr[users]
+        count = self.pool_indptr[users + 1] - start
+        offsets = torch.cumsum(count, 0) - count  # where each bag starts in the gathered list
+        pos = torch.arange(int(count.sum())) + torch.repeat_interleave(start - offsets, count)
+        weight = torch.repeat_interleave(count.clamp(min=1).to(self.pooled_emb.dtype).rsqrt(), count)
+        return nn.functional.embedding_bag(self.pool_indices[pos], self.pooled_emb, offsets, mode="sum",
+                                           per_sample_weights=weight)
 
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """``r̂_ui`` for paired ``users``, ``items`` ``(B,)``: ``(B,)``."""

@@ -65,6 +65,32 @@ def test_implicit_pooling_pools_over_interacted_items(planted):
     want = model.user_emb[3] + model.pooled_emb[seen].sum(0) / seen.sum().sqrt()
     assert torch.allclose(model.user_vectors(torch.tensor([3]))[0], want, atol=1e-5)
     assert rating_metrics(model, planted)["rmse"] < 0.6
+    assert not any(b.shape == (planted.n_users, planted.n_items) for b in model.buffers())  # no dense pool
+
+
+def test_pooling_gather_equals_the_dense_pool_matrix(planted):
+    # users in any order, repeated, and one with no training item (its bag is empty: zero vector)
+    from dataclasses import replace
+
+    emptied = replace(planted, train=planted.train[planted.train["user_idx"] != 5])
+    model = _mf(implicit_pooling=True, max_epochs=1).fit(emptied)
+    n = emptied.train_matrix("binary")
+    pool = n / n.sum(dim=1, keepdim=True).clamp(min=1).sqrt()  # the former dense (n_users, n_items) buffer
+    users = torch.tensor([7, 5, 0, 7, 119, 3])
+    with torch.no_grad():
+        np.testing.assert_allclose(model.pooled(users).numpy(), (pool[users] @ model.pooled_emb).numpy(), atol=1e-6)
+        assert torch.equal(model.pooled(torch.tensor([5])), torch.zeros(1, 4))
+    # gradients reach exactly the pooled items of the batch's users
+    model.pooled_emb.grad = None
+    model.pooled(torch.tensor([0])).sum().backward()
+    touched = model.pooled_emb.grad.abs().sum(dim=1) > 0
+    assert torch.equal(touched, n[0] > 0)
+
+
+@pytest.mark.parametrize("seed", [1.5, "1", None])
+def test_non_integer_seed_is_named(seed):
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        BiasedMF(seed=seed)
 
 
 def test_needs_ratings_and_valid_parameters(planted):
