@@ -230,7 +230,7 @@ class BundleTask:
     ``history_partners`` / ``future_partners`` bool CSRs; ``eval_anchors`` test anchors with at
     least one future partner; ``relevant`` bool ``(len(eval_anchors), n_items)`` their future
     partners; ``cold`` bool ``(len(eval_anchors),)``: anchors with no co-occurrence at all in the
-    history (lift knows nothing about them).
+    history (lift knows nothing about them); ``history_baskets`` the history's baskets (CSR rows).
     """
 
     texts: list[str]
@@ -243,6 +243,7 @@ class BundleTask:
     eval_anchors: np.ndarray
     relevant: torch.Tensor
     cold: np.ndarray
+    history_baskets: sp.csr_matrix
 
     @property
     def n_items(self) -> int:
@@ -316,7 +317,7 @@ def bundle_task(
     eval_anchors = anchors["test"][has_future]
     relevant = torch.as_tensor(p_fut[eval_anchors].toarray())
     cold = np.asarray(lift[eval_anchors].getnnz(axis=1)) == 0
-    return BundleTask(list(texts), np.asarray(categories), pairs, anchors, lift, p_hist, p_fut, eval_anchors, relevant, cold)
+    return BundleTask(list(texts), np.asarray(categories), pairs, anchors, lift, p_hist, p_fut, eval_anchors, relevant, cold, hist)
 
 
 def shop_bundle_task(data: RecData, text_column: str = "title", **options: Any) -> BundleTask:
