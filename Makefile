@@ -48,8 +48,12 @@ site: setup
 	$(BIN)/recnb site --out site
 
 ## The whole test suite: unit tests, every notebook in the smoke profile, nbval on stored outputs.
+## Two pytest-xdist workers (WORKERS=0 for one process); conftest.py keeps each notebook's nbval
+## cells together on one worker.
+WORKERS ?= 2
 test: setup browser
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --nbval-cell-timeout 900 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --nbval-cell-timeout 900 \
+	  -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 ## Re-execute the committed notebooks in place with their defaults (NB=notebooks/0X_....ipynb for one).
 notebooks: setup

@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -186,17 +187,26 @@ def execute(
     from traitlets.config import Config
 
     config = Config()
+    sockets = None
     if os.name == "posix":  # local sockets: no TCP ports, and no "running over TCP" warning per kernel
+        # in a folder of this run's own: jupyter_client's default socket names ("kernel-ipc-1"...,
+        # relative to the working directory) collide when two runs start kernels at once
+        sockets = tempfile.mkdtemp(prefix="recnb-kernel-")
         config.KernelManager.transport = "ipc"
-    papermill.execute_notebook(
-        str(notebook),
-        str(output),
-        parameters=parameters,
-        kernel_name=kernel_name,
-        cwd=str(notebook.parent),
-        progress_bar=cell_progress,
-        config=config,
-    )
+        config.KernelManager.ip = os.path.join(sockets, "kernel")
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name=kernel_name,
+            cwd=str(notebook.parent),
+            progress_bar=cell_progress,
+            config=config,
+        )
+    finally:
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
 
 
 def run_report(
