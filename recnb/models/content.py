@@ -36,10 +36,11 @@ from typing import Literal, Self
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from recnb.data.schema import Split, dense_rows
-from recnb.math.ranking import Ranking, item_indices, keep_top_k_per_row, rank
+from recnb.math.ranking import Ranking, item_indices, rank
 from recnb.math.similarity import all_vs_all, normalize_rows
 from recnb.models.base import Recommender, Users, as_user_tensor
 from recnb.models.text_encoder import Encoder, TextEncoder, TfidfEncoder
@@ -81,6 +82,29 @@ def item_texts(split: Split, column: str = "text") -> list[str]:
     return values
 
 
+#: item rows whose similarities are computed at once by :func:`pruned_cosine`
+SIMILARITY_BLOCK = 1024
+
+
+def pruned_cosine(embeddings: torch.Tensor, neighbours: int, block: int = SIMILARITY_BLOCK) -> sp.csr_matrix:
+    """``keep_top_k_per_row(all_vs_all(E, E), neighbours)`` as a float32 CSR, ``block`` rows at a time.
+
+    ``embeddings``: ``(n, d)``. Each block of rows is one ``(block, n)`` cosine product, pruned at
+    once to its ``neighbours`` largest off-diagonal entries (ties to the lower index) by
+    :func:`recnb.models.knn.keep_top_k_sparse`: memory ``block x n``, never ``n x n``.
+    """
+    from recnb.models.knn import keep_top_k_sparse
+
+    n = embeddings.shape[0]
+    parts = []
+    for lo in range(0, n, block):
+        sim = all_vs_all(embeddings[lo : lo + block], embeddings).numpy()
+        parts.append(keep_top_k_sparse(sp.csr_matrix(sim), neighbours, row_offset=lo))
+    out = sp.vstack(parts, format="csr").astype(np.float32) if parts else sp.csr_matrix((n, n), dtype=np.float32)
+    out.sort_indices()
+    return out
+
+
 class ContentRecommender(Recommender):
     """Item-item content similarity (001 §4.2.2) over text embeddings; see the module docstring.
 
@@ -93,7 +117,10 @@ class ContentRecommender(Recommender):
 
     After :meth:`fit`: ``item_embeddings_`` ``(n_items, d)`` (unit rows), ``similarity_``
     ``(n_items, n_items)`` (cosine, after the neighbour cut), ``ratings_`` ``(n_users, n_items)``
-    (``R``). Everything is dense: fine for catalogues of a few thousand items.
+    (``R``, sparse CSR). With ``neighbours`` set, ``similarity_`` is a ``scipy.sparse`` CSR matrix
+    with at most ``neighbours`` entries per row, computed :data:`SIMILARITY_BLOCK` rows at a time
+    (memory ``block x n_items``, never ``n_items²``); with ``neighbours=None`` it is the dense
+    ``(n_items, n_items)`` tensor, fine for catalogues of a few thousand items.
     """
 
     def __init__(
@@ -139,8 +166,11 @@ class ContentRecommender(Recommender):
             self.encoder.fit(texts)
         emb = self.encoder.encode(texts).to(torch.float32)
         self.item_embeddings_ = normalize_rows(emb)
-        sim = all_vs_all(self.item_embeddings_, self.item_embeddings_)
-        self.similarity_ = keep_top_k_per_row(sim, self.neighbours) if self.neighbours is not None else sim
+        if self.neighbours is None:
+            self.similarity_ = all_vs_all(self.item_embeddings_, self.item_embeddings_)
+        else:
+            self.similarity_ = pruned_cosine(self.item_embeddings_, self.neighbours)
+            self._similarity_t = self.similarity_.T.tocsr()  # scores are R_batch S^T
         self.ratings_ = split.train_csr(self.values)
         return self
 
@@ -148,22 +178,34 @@ class ContentRecommender(Recommender):
         """``(len(users), n_items)`` content scores; users with no training item get all zeros."""
         self._check_fitted()
         u = as_user_tensor(users, self.n_users_)
-        r = dense_rows(self.ratings_, u, torch.float32)  # (U, n)
         if self.method == "profile":
+            r = dense_rows(self.ratings_, u, torch.float32)  # (U, n)
             return all_vs_all(r @ self.item_embeddings_, self.item_embeddings_)
-        raw = r @ self.similarity_.T  # (U, n): Σ_j R_uj sim(i, j)
+        if sp.issparse(self.similarity_):
+            rows = self.ratings_[u.numpy()]
+            observed = rows.copy()
+            observed.data = (observed.data != 0).astype(np.float32)
+            raw = torch.from_numpy((rows @ self._similarity_t).toarray())  # (U, n): Σ_j R_uj sim(i, j)
+            n_u = torch.from_numpy(np.asarray(observed.sum(axis=1), dtype=np.float32))
+            z = None if self.normalise != "similarity" else torch.from_numpy((observed @ abs(self._similarity_t)).toarray())
+        else:
+            r = dense_rows(self.ratings_, u, torch.float32)  # (U, n)
+            raw = r @ self.similarity_.T  # (U, n): Σ_j R_uj sim(i, j)
+            n_u = (r != 0).sum(dim=1, keepdim=True).float()
+            z = (r != 0).to(torch.float32) @ self.similarity_.abs().T if self.normalise == "similarity" else None
         if self.normalise == "none":
             return raw
         if self.normalise == "count":
-            return raw / (r != 0).sum(dim=1, keepdim=True).clamp(min=1)
-        z = (r != 0).to(torch.float32) @ self.similarity_.abs().T  # Σ_{j∈N_u} |sim(i, j)|
+            return raw / n_u.clamp(min=1)
+        # z = Σ_{j∈N_u} |sim(i, j)|
         return torch.where(z > 0, raw / torch.where(z > 0, z, torch.ones_like(z)), torch.zeros_like(raw))
 
     def similar_items(self, items: torch.Tensor | np.ndarray | list[int], k: int = 5) -> Ranking:
         """The ``k`` items most similar to each of ``items`` (itself excluded): ``Ranking`` ``(len(items), k)``."""
         self._check_fitted()
         idx = item_indices(items, self.n_items_, "items")
-        sims = self.similarity_[idx]
+        sims = self.similarity_[idx] if not sp.issparse(self.similarity_) else \
+            torch.from_numpy(self.similarity_[idx.numpy()].toarray().astype(np.float32))
         own = torch.zeros_like(sims, dtype=torch.bool)
         own[torch.arange(len(idx)), idx] = True
         return rank(sims, k=k, exclude=own)

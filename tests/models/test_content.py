@@ -262,3 +262,36 @@ def test_bad_input_is_named() -> None:
         ContentRecommender(TableEncoder(VECS)).fit(make_split(broken, TRAIN))
     with pytest.raises(ValueError, match="no column 'description'"):
         ContentRecommender(TableEncoder(VECS), text_column="description").fit(make_split(ITEMS, TRAIN))
+
+
+@pytest.mark.parametrize("normalise", ["none", "count", "similarity"])
+@pytest.mark.parametrize("neighbours", [1, 3, 7])
+def test_pruned_sparse_similarity_equals_the_dense_cut(normalise: str, neighbours: int) -> None:
+    import scipy.sparse as sp
+
+    from recnb.math.ranking import keep_top_k_per_row, rank
+    from recnb.math.similarity import all_vs_all
+    from recnb.models.content import pruned_cosine
+
+    rng = np.random.default_rng(neighbours)
+    table = {f"t{i}": rng.integers(-2, 3, size=4).astype(float).tolist() for i in range(25)}  # ties and repeats
+    items = pd.DataFrame({"item_id": range(25), "title": list(table), "category": "x", "text": list(table)})
+    train = [(u, int(i), float(rng.integers(1, 6))) for u in range(6) for i in rng.choice(25, size=5, replace=False)]
+    split = make_split(items, train, n_users=6)
+    model = ContentRecommender(TableEncoder(table), neighbours=neighbours, normalise=normalise, values="rating").fit(split)
+    assert sp.issparse(model.similarity_) and model.similarity_.getnnz(axis=1).max() <= neighbours
+    # the former dense code: prune the full (n, n) cosine, then R sim^T over dense rows
+    emb = model.item_embeddings_
+    dense = keep_top_k_per_row(all_vs_all(emb, emb), neighbours)
+    np.testing.assert_allclose(model.similarity_.toarray(), dense.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(pruned_cosine(emb, neighbours, block=4).toarray(), model.similarity_.toarray())
+    r = split.train_matrix("rating")
+    raw = r @ dense.T
+    want = {"none": raw, "count": raw / (r != 0).sum(1, keepdim=True).clamp(min=1)}.get(normalise)
+    if want is None:
+        z = (r != 0).float() @ dense.abs().T
+        want = torch.where(z > 0, raw / torch.where(z > 0, z, torch.ones_like(z)), torch.zeros_like(raw))
+    np.testing.assert_allclose(model.score().numpy(), want.numpy(), atol=1e-5)
+    assert torch.equal(model.recommend(k=5).indices, rank(want, k=5, exclude=split.seen_mask()).indices)
+    assert torch.equal(model.similar_items([0, 3], k=2).indices,
+                       rank(dense[[0, 3]], k=2, exclude=torch.eye(25, dtype=torch.bool)[[0, 3]]).indices)
