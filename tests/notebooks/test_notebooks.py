@@ -16,7 +16,7 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 COURSE = [
     "00_quickstart", "01_cosine_and_ranking", "02_sigmoid_loss", "03_data_asset_inventory",
     "04_collaborative_filtering", "05_content_features", "06_hybrid_blending", "07_evaluation",
-    "10_diversity", "11_cold_start_and_exploration", "12_feedback_loops", "14_privacy",
+    "10_diversity", "11_cold_start_and_exploration", "12_feedback_loops", "13_bundles_by_fine_tuning", "14_privacy",
 ]
 
 # What each notebook's recorded metrics must satisfy in the smoke profile: name -> check.
@@ -142,7 +142,16 @@ def _diversity(m: dict[str, Any]) -> None:
     assert m["threshold_precision_high"] > m["threshold_precision_low"]
 
 
+def _bundles_by_fine_tuning(m: dict[str, Any]) -> None:
+    # a head trained on complementarity beats the pretrained similarity, which ranks substitutes first
+    assert m["ndcg@10_fine-tuned"] > m["ndcg@10_frozen_cosine"] + 0.1
+    assert m["hit_rate@10_lift"] > 0.3  # lift has history for most test anchors: far above chance
+    # the model learned: validation MSE below the best constant p(1-p) = 0.1875 (3 negatives per positive)
+    assert m["best_val_mse"] < 0.1875
+
+
 EXPECTATIONS: dict[str, Check] = {
+    "13_bundles_by_fine_tuning": _bundles_by_fine_tuning,
     "10_diversity": _diversity,
     "14_privacy": _privacy,
     "11_cold_start_and_exploration": _cold_start_and_exploration,
