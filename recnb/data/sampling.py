@@ -16,16 +16,38 @@ dense ``(n_users, n_items)`` matrix is needed.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 
 class PositiveSet:
-    """The set of ``(user, item)`` index pairs a user must never get as a negative."""
+    """The set of ``(user, item)`` index pairs a user must never get as a negative.
+
+    Held as the sorted keys ``u * n_items + i``: a canonical CSR matrix already *is* such a set
+    (rows in order, sorted column indices within a row), so :meth:`from_csr` takes
+    ``split.seen_csr()`` as it is, with no sort.
+    """
 
     def __init__(self, users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> None:
         self.n_users, self.n_items = n_users, n_items
         self.keys = torch.unique(torch.as_tensor(users, dtype=torch.long) * n_items + torch.as_tensor(items, dtype=torch.long))
         self.counts = torch.bincount(self.keys // n_items, minlength=n_users)
+
+    @classmethod
+    def from_csr(cls, matrix: sp.spmatrix) -> PositiveSet:
+        """The stored entries of a ``(n_users, n_items)`` sparse matrix (e.g. ``split.seen_csr()``)."""
+        csr = sp.csr_matrix(matrix)
+        if not csr.has_canonical_format:
+            csr = csr.copy()
+            csr.sum_duplicates()  # sorts the indices too
+        n_users, n_items = csr.shape
+        out = cls.__new__(cls)
+        out.n_users, out.n_items = n_users, n_items
+        counts = np.diff(csr.indptr).astype(np.int64)
+        out.keys = torch.from_numpy(np.repeat(np.arange(n_users, dtype=np.int64), counts) * n_items
+                                    + csr.indices.astype(np.int64))
+        out.counts = torch.from_numpy(counts)
+        return out
 
     def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Bool tensor, same shape as ``items`` (``users`` broadcast against it)."""
