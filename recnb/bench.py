@@ -422,6 +422,7 @@ def run_benchmark(
     metrics: tuple[str, ...] = METRICS,
     threads: int = 1,
     progress: Callable[[str], None] | None = None,
+    users: np.ndarray | None = None,
 ) -> Benchmark:
     """Fit every model on ``split`` once and score it on the full ranking of each user's unseen items.
 
@@ -429,7 +430,8 @@ def run_benchmark(
     ``fit_s`` is the wall time of ``fit``; ``eval_s`` of scoring, ranking and scoring the lists of
     every test user (:func:`~recnb.metrics.evaluate_per_user`); both run under
     :func:`thread_limit` ``(threads)``. The table's metric columns are the per-user frames' column
-    means (= :func:`recnb.metrics.evaluate`). ``library`` is the name's first word.
+    means (= :func:`recnb.metrics.evaluate`). ``library`` is the name's first word. ``users``: the
+    users to evaluate (default: every test user), e.g. the warm users of a time split.
     """
     if not models:
         raise ValueError("models is empty: pass at least one name -> factory")
@@ -443,7 +445,7 @@ def run_benchmark(
             model.fit(split)
             fit_s = time.perf_counter() - start
             start = time.perf_counter()
-            frame = evaluate_per_user(model, split, k=k, metrics=metrics)
+            frame = evaluate_per_user(model, split, k=k, metrics=metrics, users=users)
             eval_s = time.perf_counter() - start
         per_user[name], fitted[name] = frame, model
         rows[name] = {"library": name.split()[0], "fit_s": fit_s, "eval_s": eval_s, **frame.mean().to_dict()}
