@@ -16,7 +16,7 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 COURSE = [
     "00_quickstart", "01_cosine_and_ranking", "02_sigmoid_loss", "03_data_asset_inventory",
     "04_collaborative_filtering", "05_content_features", "06_hybrid_blending", "07_evaluation",
-    "10_diversity", "11_cold_start_and_exploration", "12_feedback_loops", "13_bundles_by_fine_tuning", "14_privacy",
+    "08_benchmark", "10_diversity", "11_cold_start_and_exploration", "12_feedback_loops", "13_bundles_by_fine_tuning", "14_privacy",
 ]
 
 # What each notebook's recorded metrics must satisfy in the smoke profile: name -> check.
@@ -150,7 +150,19 @@ def _bundles_by_fine_tuning(m: dict[str, Any]) -> None:
     assert m["best_val_mse"] < 0.1875
 
 
+def _benchmark(m: dict[str, Any]) -> None:
+    assert m["best_recnb_ndcg"] > m["ndcg@10_recnb_popularity"]
+    assert m["ndcg@10_recnb_bpr"] > m["ndcg@10_recnb_popularity"]
+    # on a random split, held-out items come from the sessions that made the training items: the
+    # oracle of true view probabilities beats the oracle of true taste
+    assert m["shop_ndcg@10_oracle_true_view"] > m["shop_ndcg@10_oracle_true_taste"]
+    assert m["shop_future_ndcg@10_oracle_view"] > m["shop_future_ndcg@10_best_model"] > 0
+    if "best_peer_ndcg" in m:  # peers installed (the bench extra)
+        assert 0.0 < m["best_peer_ndcg"] <= 1.0 and 0.0 < m["paired_p_best_recnb_vs_peer"] <= 1.0
+
+
 EXPECTATIONS: dict[str, Check] = {
+    "08_benchmark": _benchmark,
     "13_bundles_by_fine_tuning": _bundles_by_fine_tuning,
     "10_diversity": _diversity,
     "14_privacy": _privacy,
