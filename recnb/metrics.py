@@ -45,6 +45,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from recnb.data.schema import ITEM_IDX, RATING, USER_IDX, Split, dense_rows
@@ -82,30 +83,31 @@ def hits(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
 
 
 def _n_relevant(relevant: torch.Tensor) -> torch.Tensor:
-    return relevant.sum(dim=1).float()
+    """``R_u``: ``(U,)`` float32 number of relevant items per user, ``NaN`` where ``R_u = 0``."""
+    n = relevant.sum(dim=1).float()
+    return n.masked_fill(n == 0, float("nan"))
 
 
-def _undefined_to_nan(values: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
-    return values.masked_fill(_n_relevant(relevant) == 0, float("nan"))
+def _undefined_to_nan(values: torch.Tensor, n_rel: torch.Tensor) -> torch.Tensor:
+    return values.masked_fill(torch.isnan(n_rel), float("nan"))
 
 
-def precision_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
-    """``P@k = hits / k`` per user, ``k = ranked.shape[1]``."""
-    h = hits(ranked, relevant)
-    k = ranked.shape[1]
-    return _undefined_to_nan(h.sum(dim=1) / k, relevant)
+# Each formula is written once, as a function of ``h`` (the ``(U, k)`` float hits ``rel_uj``),
+# ``n_rel`` (the ``(U,)`` float ``R_u``, ``NaN`` for users without relevant items) and ``k``. The
+# public metrics build ``h`` and ``n_rel`` from a dense ``relevant`` mask; :func:`evaluate` builds
+# them from the sparse test matrix, without any ``(U, n_items)`` array.
 
 
-def recall_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
-    """``R@k = hits / R_u`` per user (all relevant items in the denominator, not ``min(k, R_u)``)."""
-    h = hits(ranked, relevant)
-    n = _n_relevant(relevant)
-    return _undefined_to_nan(h.sum(dim=1) / n.clamp(min=1), relevant)
+def _precision(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    return _undefined_to_nan(h.sum(dim=1) / k, n_rel)
 
 
-def f1_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
-    """``F1@k = 2 P@k R@k / (P@k + R@k)`` per user; 0 when the list holds no hit."""
-    p, r = precision_at_k(ranked, relevant), recall_at_k(ranked, relevant)
+def _recall(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    return _undefined_to_nan(h.sum(dim=1) / n_rel.clamp(min=1), n_rel)
+
+
+def _f1(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    p, r = _precision(h, n_rel, k), _recall(h, n_rel, k)
     s = p + r
     return torch.where(s > 0, 2 * p * r / s.where(s > 0, torch.ones_like(s)), s * 0)
 
@@ -114,19 +116,57 @@ def _discounts(k: int) -> torch.Tensor:
     return 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float32))  # 1/log2(j+1), j = 1..k
 
 
+def _ndcg(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    disc = _discounts(k)
+    dcg = (h * disc).sum(dim=1)
+    ideal_n = torch.nan_to_num(n_rel, nan=0.0).clamp(max=k).long()
+    idcg = torch.cat([torch.zeros(1), disc.cumsum(0)])[ideal_n]
+    return _undefined_to_nan(dcg / idcg.clamp(min=1e-12), n_rel)
+
+
+def _map(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    prec_at_j = h.cumsum(dim=1) / torch.arange(1, k + 1, dtype=torch.float32)
+    denom = n_rel.clamp(min=1, max=k)
+    return _undefined_to_nan((prec_at_j * h).sum(dim=1) / denom, n_rel)
+
+
+def _hit_rate(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    return _undefined_to_nan((h.sum(dim=1) > 0).float(), n_rel)
+
+
+def _reciprocal_rank(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    ranks = torch.arange(1, k + 1, dtype=torch.float32)
+    first = torch.where(h > 0, ranks, torch.full_like(h, float("inf"))).amin(dim=1)
+    return _undefined_to_nan(1.0 / first, n_rel)
+
+
+def _dense(fn: Any, ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``fn(h, n_rel, k)`` with the hits and ``R_u`` of a dense ``relevant`` mask."""
+    return fn(hits(ranked, relevant), _n_relevant(relevant), ranked.shape[1])
+
+
+def precision_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``P@k = hits / k`` per user, ``k = ranked.shape[1]``."""
+    return _dense(_precision, ranked, relevant)
+
+
+def recall_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``R@k = hits / R_u`` per user (all relevant items in the denominator, not ``min(k, R_u)``)."""
+    return _dense(_recall, ranked, relevant)
+
+
+def f1_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``F1@k = 2 P@k R@k / (P@k + R@k)`` per user; 0 when the list holds no hit."""
+    return _dense(_f1, ranked, relevant)
+
+
 def ndcg_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
     """``NDCG@k = DCG@k / IDCG@k`` per user with binary gains.
 
     ``DCG@k = sum_{j=1..k} rel_uj / log2(j + 1)``; ``IDCG@k`` is the DCG of the ideal list, which
     puts ``min(k, R_u)`` relevant items first.
     """
-    h = hits(ranked, relevant)
-    k = ranked.shape[1]
-    disc = _discounts(k)
-    dcg = (h * disc).sum(dim=1)
-    ideal_n = _n_relevant(relevant).clamp(max=k).long()
-    idcg = torch.cat([torch.zeros(1), disc.cumsum(0)])[ideal_n]
-    return _undefined_to_nan(dcg / idcg.clamp(min=1e-12), relevant)
+    return _dense(_ndcg, ranked, relevant)
 
 
 def map_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
@@ -134,17 +174,12 @@ def map_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
 
     ``P@j`` is the precision of the first ``j`` items. The mean over users of AP@k is MAP@k.
     """
-    h = hits(ranked, relevant)
-    k = ranked.shape[1]
-    prec_at_j = h.cumsum(dim=1) / torch.arange(1, k + 1, dtype=torch.float32)
-    denom = _n_relevant(relevant).clamp(min=1, max=k)
-    return _undefined_to_nan((prec_at_j * h).sum(dim=1) / denom, relevant)
+    return _dense(_map, ranked, relevant)
 
 
 def hit_rate_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
     """``HR@k = 1`` if at least one of the top ``k`` items is relevant, else 0."""
-    h = hits(ranked, relevant)
-    return _undefined_to_nan((h.sum(dim=1) > 0).float(), relevant)
+    return _dense(_hit_rate, ranked, relevant)
 
 
 def mrr(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
@@ -152,11 +187,7 @@ def mrr(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
 
     The mean over users is the mean reciprocal rank (MRR@k).
     """
-    h = hits(ranked, relevant)
-    k = ranked.shape[1]
-    ranks = torch.arange(1, k + 1, dtype=torch.float32)
-    first = torch.where(h > 0, ranks, torch.full_like(h, float("inf"))).amin(dim=1)
-    return _undefined_to_nan(1.0 / first, relevant)
+    return _dense(_reciprocal_rank, ranked, relevant)
 
 
 def catalogue_coverage(ranked: torch.Tensor, n_items: int) -> float:
@@ -209,6 +240,16 @@ RANKING_FUNCTIONS = {
     "mrr": mrr,
 }
 RANKING_METRICS = tuple(RANKING_FUNCTIONS)
+# the same metrics as functions of (h, n_rel, k): what RANKING_FUNCTIONS computes after hits()
+_RANKING_FORMULAS = {
+    "precision": _precision,
+    "recall": _recall,
+    "f1": _f1,
+    "ndcg": _ndcg,
+    "map": _map,
+    "hit_rate": _hit_rate,
+    "mrr": _reciprocal_rank,
+}
 
 
 def relevance(split: Split, users: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -298,31 +339,64 @@ def _per_user(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     u_all = np.asarray(split.test_users if users is None else users, dtype=np.int64).reshape(-1)
     shelf = None if items is None else _shelf(items, split.n_items)
-    on_shelf = None
-    if shelf is not None:
-        on_shelf = torch.zeros(split.n_items, dtype=torch.bool)
-        on_shelf[shelf] = True
+    relevant = _relevant_csr(split, shelf)
     per_user: dict[str, list[torch.Tensor]] = {name: [] for name in metrics if name != "coverage"}
     kept: list[np.ndarray] = []
     lists: list[torch.Tensor] = []
     for start in range(0, len(u_all), batch_size):
         u = u_all[start : start + batch_size]
-        rel = relevance(split, u)
-        if on_shelf is not None:
-            rel = rel & on_shelf
-        keep = rel.any(dim=1)
-        u, rel = u[keep.numpy()], rel[keep]
+        u = u[relevant.indptr[u + 1] - relevant.indptr[u] > 0]
         if len(u) == 0:
             continue
+        rel = relevant[u]
         ranked = model.recommend(u, k=k).indices if shelf is None else _shelf_ranking(model, split, u, shelf, k)
         kept.append(u)
         lists.append(ranked)
+        h = _sparse_hits(ranked, rel)
+        n_rel = torch.from_numpy(np.diff(rel.indptr)).float()
         for name in per_user:
-            per_user[name].append(RANKING_FUNCTIONS[name](ranked, rel))
+            per_user[name].append(_RANKING_FORMULAS[name](h, n_rel, ranked.shape[1]))
     if not lists:
         where = " on the shelf (items)" if shelf is not None else ""
         raise ValueError(f"no evaluated user has a relevant (held-out, unseen) item{where}")
     return np.concatenate(kept), {n: torch.cat(v) for n, v in per_user.items()}, torch.cat(lists)
+
+
+def _relevant_csr(split: Split, shelf: torch.Tensor | None) -> sp.csr_matrix:
+    """The pairs of :func:`relevance` as a canonical CSR ``(n_users, n_items)``: test minus seen.
+
+    With a ``shelf``, only its columns are kept. No dense ``(U, n_items)`` block is ever built.
+    """
+    test = split.test_csr()
+    rel = (test - test.multiply(split.seen_csr())).tocsr()
+    rel.eliminate_zeros()
+    if shelf is not None:
+        on_shelf = np.zeros(split.n_items, dtype=bool)
+        on_shelf[shelf.numpy()] = True
+        rel.data = rel.data * on_shelf[rel.indices]
+        rel.eliminate_zeros()
+    rel.sum_duplicates()  # sorts indices too: canonical
+    return rel
+
+
+def _sparse_hits(ranked: torch.Tensor, relevant: sp.csr_matrix) -> torch.Tensor:
+    """``rel_uj`` of :func:`hits` from a canonical CSR ``relevant`` ``(U, n_items)``: ``(U, k)`` float32.
+
+    In a canonical CSR the keys ``row * n_items + col`` of its entries are sorted, so the item at
+    rank ``j`` of user ``u`` is relevant iff ``u * n_items + ranked[u, j]`` is found among them by
+    ``np.searchsorted`` (PAD never is).
+    """
+    n_users, n_items = relevant.shape
+    r = ranked.numpy().astype(np.int64)
+    if r.shape[0] != n_users:
+        raise ValueError(f"ranked has {r.shape[0]} users (rows), relevant has {n_users}")
+    if r.size and (r.min() < PAD or r.max() >= n_items):
+        raise IndexError(f"ranked item indices must lie in 0..{n_items - 1} (or PAD={PAD}), got {r.min()}..{r.max()}")
+    keys = np.repeat(np.arange(n_users, dtype=np.int64) * n_items, np.diff(relevant.indptr)) + relevant.indices
+    query = np.arange(n_users, dtype=np.int64)[:, None] * n_items + np.maximum(r, 0)
+    pos = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
+    found = (keys[pos] == query) & (r != PAD) if len(keys) else np.zeros(r.shape, dtype=bool)
+    return torch.from_numpy(found).float()
 
 
 def _shelf(items: Any, n_items: int) -> torch.Tensor:
