@@ -139,7 +139,7 @@ def check_page(browser: Any, path: Path, screenshot: Path | None = None, math_ti
             page.wait_for_function("() => document.documentElement.dataset.math === 'done'", timeout=math_timeout_s * 1000)
         state = page.evaluate(
             """() => ({
-                images: Array.from(document.images).map(i => [i.src.slice(0, 80), i.complete && i.naturalWidth > 0]),
+                images: Array.from(document.images).map(i => [i.src.startsWith("data:") ? i.src.slice(0, 80) : i.src, i.complete && i.naturalWidth > 0]),
                 links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
                 ids: Array.from(document.querySelectorAll('[id], a[name]')).map(e => e.id || e.name),
                 math: document.querySelectorAll('span.MathJax').length,

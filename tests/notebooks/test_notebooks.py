@@ -16,7 +16,7 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 COURSE = [
     "00_quickstart", "01_cosine_and_ranking", "02_sigmoid_loss", "03_data_asset_inventory",
     "04_collaborative_filtering", "05_content_features", "06_hybrid_blending", "07_evaluation",
-    "08_benchmark", "10_diversity", "11_cold_start_and_exploration", "12_feedback_loops", "13_bundles_by_fine_tuning", "14_privacy",
+    "08_benchmark", "09_scaling_out", "10_diversity", "11_cold_start_and_exploration", "12_feedback_loops", "13_bundles_by_fine_tuning", "14_privacy",
 ]
 
 # What each notebook's recorded metrics must satisfy in the smoke profile: name -> check.
@@ -162,7 +162,15 @@ def _benchmark(m: dict[str, Any]) -> None:
         assert 0.0 < m["best_peer_ndcg"] <= 1.0 and 0.0 < m["paired_p_best_recnb_vs_peer"] <= 1.0
 
 
+def _scaling_out(m: dict[str, Any]) -> None:
+    # DDP (2 forked processes) and 1 process both learned (seeds 0-2: margins 0.05-0.15 over popularity)
+    assert m["ndcg@10_1proc"] > m["ndcg@10_popularity"] + 0.03
+    assert m["ndcg@10_2proc_scaled_lr"] > m["ndcg@10_popularity"] + 0.03
+    assert m["ndcg@10_2proc"] > m["ndcg@10_popularity"]
+
+
 EXPECTATIONS: dict[str, Check] = {
+    "09_scaling_out": _scaling_out,
     "08_benchmark": _benchmark,
     "13_bundles_by_fine_tuning": _bundles_by_fine_tuning,
     "10_diversity": _diversity,
