@@ -18,8 +18,9 @@ regulariser (Rendle et al. 2009) on the rows a batch touches:
 ``loss + l2 * mean_b(‖e_u‖² + ‖e_g‖² + Σ_{g'} ‖e_g'‖²)``, not a decay of every row at every step.
 
 Each training epoch logs (one value per epoch, see :class:`~recnb.training.HistoryLogger`)
-``train_loss``, ``user_norm`` and ``item_norm`` (mean Euclidean norm of the embedding tables),
-``pos_score`` and ``neg_score`` (mean score of the batch's positives and sampled negatives);
+``train_loss``, ``pos_score`` and ``neg_score`` (means over the epoch's rows of the loss and of the
+scores of positives and sampled negatives), ``user_norm`` and ``item_norm`` (mean Euclidean norm of
+the embedding tables at the end of the epoch);
 each validation pass logs ``val_ndcg@10`` on the split's test items, training items excluded from
 both the lists and the relevant set (as :func:`recnb.metrics.evaluate` does).
 """
@@ -83,7 +84,7 @@ class EmbeddingRecommender(LightningRecommender):
         lr: float = 0.1,
         l2: float = 0.01,
         init_std: float = 0.1,
-        max_epochs: int = 15,
+        max_epochs: int = 12,
         batch_size: int = 2048,
         sampler: str = "uniform",
         seed: int = 0,
@@ -175,19 +176,29 @@ class EmbeddingRecommender(LightningRecommender):
         rows = (self.user_embedding(batch["user"]), self.item_embedding(batch["pos"]), self.item_embedding(batch["neg"]))
         return sum((r**2).reshape(len(batch["user"]), -1).sum(dim=1) for r in rows).mean()
 
+    def on_train_epoch_start(self) -> None:
+        self._epoch_sums = torch.zeros(3)  # Σ_b B·(loss, mean pos score, mean neg score), and Σ_b B
+        self._epoch_rows = 0
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         pos = self.pair_scores(batch["user"], batch["pos"])
         neg = self.pair_scores(batch["user"], batch["neg"])
         loss = self.loss(pos, neg) + self.hparams.l2 * self.batch_norms(batch)
         b = len(pos)
-        with torch.no_grad():
-            logs = {
-                "train_loss": loss.detach(),
-                "user_norm": self.user_embedding.weight.norm(dim=1).mean(),
-                "item_norm": self.item_embedding.weight.norm(dim=1).mean(),
-                "pos_score": pos.mean(),
-                "neg_score": neg.mean(),
-            }
-        self.log_dict(logs, on_step=False, on_epoch=True, batch_size=b)
+        with torch.no_grad():  # summed here, logged once per epoch: Lightning's per-step logging costs more than the step
+            self._epoch_sums += b * torch.stack([loss.detach(), pos.mean(), neg.mean()])
+            self._epoch_rows += b
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's row-weighted means of the loss and scores, and the tables' mean norms."""
+        if not getattr(self, "_epoch_rows", 0):
+            return
+        loss, pos, neg = (self._epoch_sums / self._epoch_rows).tolist()
+        with torch.no_grad():
+            norms = {
+                "user_norm": self.user_embedding.weight.norm(dim=1).mean().item(),
+                "item_norm": self.item_embedding.weight.norm(dim=1).mean().item(),
+            }
+        self.log_dict({"train_loss": loss, **norms, "pos_score": pos, "neg_score": neg}, on_step=False, on_epoch=True)
 
