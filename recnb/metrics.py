@@ -258,8 +258,7 @@ def relevance(split: Split, users: np.ndarray | torch.Tensor) -> torch.Tensor:
     Training items are excluded because ``recommend`` never returns them; counting a re-purchase of
     a training item as relevant would cap every model's recall below 1.
     """
-    u = np.asarray(users, dtype=np.int64).reshape(-1)
-    return dense_rows(split.test_csr(), u) & ~dense_rows(split.seen_csr(), u)
+    return dense_rows(split.relevant_csr(), np.asarray(users, dtype=np.int64).reshape(-1))
 
 
 def evaluate(
@@ -367,9 +366,7 @@ def _relevant_csr(split: Split, shelf: torch.Tensor | None) -> sp.csr_matrix:
 
     With a ``shelf``, only its columns are kept. No dense ``(U, n_items)`` block is ever built.
     """
-    test = split.test_csr()
-    rel = (test - test.multiply(split.seen_csr())).tocsr()
-    rel.eliminate_zeros()
+    rel = split.relevant_csr().copy()
     if shelf is not None:
         on_shelf = np.zeros(split.n_items, dtype=bool)
         on_shelf[shelf.numpy()] = True
@@ -433,7 +430,7 @@ def mean_popularity(ranked: torch.Tensor, counts: Any, reduce: str = "mean") -> 
     """Mean (or median) training popularity of the recommended items.
 
     ``ranked``: ``(U, k)`` item indices, ``PAD`` (-1) slots ignored; ``counts``: ``(n_items,)``
-    the training popularity of each item (e.g. ``split.train_matrix("binary").sum(0)``, the number
+    the training popularity of each item (e.g. ``split.item_counts()``, the number
     of training users). Returns ``reduce`` (``"mean"`` or ``"median"``) of ``counts[i]`` over every
     non-PAD slot ``i`` of every list: an item recommended to many users counts once per list. The
     median of an even number of values is the mean of the middle two (as ``numpy.median``).
@@ -466,25 +463,26 @@ def rank_of(model: Any, users: Any, item: int, exclude_seen: bool = True) -> tor
     Users for whom ``item`` is not rankable (a training item of theirs, or scored ``-inf``) get
     ``0``. ``users``: as ``recommend`` takes them (``None`` = all users).
     """
-    from recnb.models.base import as_user_tensor
+    from recnb.models.base import BATCH_SIZE, as_user_tensor
 
     n_users, n_items = model.n_users_, model.n_items_
     if not 0 <= int(item) < n_items:
         raise IndexError(f"item must lie in 0..{n_items - 1}, got {item}")
     item = int(item)
-    u = as_user_tensor(users, n_users)
-    with torch.no_grad():
-        s = model.score(u)
-    if torch.isnan(s).any():
-        raise ValueError("scores contain NaN; rank_of needs comparable numbers")
-    excluded = s == -torch.inf
-    if exclude_seen:
-        excluded = excluded | model.seen_rows(u)
-    mine = s[:, item : item + 1]
     lower = torch.arange(n_items) < item
-    ahead = ((s > mine) | ((s == mine) & lower)) & ~excluded
-    pos = ahead.sum(dim=1) + 1
-    return pos.masked_fill(excluded[:, item], 0).long()
+    parts = []
+    for batch in torch.split(as_user_tensor(users, n_users), BATCH_SIZE):  # (batch, n_items) at a time
+        with torch.no_grad():
+            s = model.score(batch)
+        if torch.isnan(s).any():
+            raise ValueError("scores contain NaN; rank_of needs comparable numbers")
+        excluded = s == -torch.inf
+        if exclude_seen:
+            excluded = excluded | model.seen_rows(batch)
+        mine = s[:, item : item + 1]
+        ahead = ((s > mine) | ((s == mine) & lower)) & ~excluded
+        parts.append((ahead.sum(dim=1) + 1).masked_fill(excluded[:, item], 0).long())
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
 
 def rating_metrics(model: Any, split: Split) -> dict[str, float]:
@@ -503,9 +501,12 @@ def rating_metrics(model: Any, split: Split) -> dict[str, float]:
     with torch.no_grad():
         if hasattr(model, "predict"):
             pred = model.predict(u, i)
-        else:
+        else:  # score a batch of users at a time and read each test pair's entry
             uniq, inverse = torch.unique(u, return_inverse=True)
-            pred = model.score(uniq)[inverse, i]
+            pred = torch.empty(len(u))
+            for start in range(0, len(uniq), 1024):
+                rows = (inverse >= start) & (inverse < start + 1024)
+                pred[rows] = model.score(uniq[start : start + 1024])[inverse[rows] - start, i[rows]]
     return {"rmse": rmse(pred, target), "mae": mae(pred, target), "pairs": float(len(test))}
 
 

@@ -431,8 +431,8 @@ def threshold_curve(
     if any(np.isnan(ts)):
         raise ValueError("thresholds must be numbers, got NaN")
     u = np.asarray(split.test_users if users is None else users, dtype=np.int64).reshape(-1)
-    lists, rels = [], []
-    for start in range(0, len(u), batch_size):
+    lists, hits, counts = [], [], []
+    for start in range(0, len(u), batch_size):  # keep (U, k) hits and (U,) counts, never (U, n_items)
         batch = u[start : start + batch_size]
         rel = relevance(split, batch)
         keep = rel.any(dim=1)
@@ -440,13 +440,13 @@ def threshold_curve(
             continue
         top = model.recommend(batch[keep.numpy()], k=k, batch_size=batch_size)
         lists.append(top)
-        rels.append(rel[keep])
+        hits.append(torch.gather(rel[keep], 1, top.indices.clamp(min=0)) & (top.indices != PAD))
+        counts.append(rel[keep].sum(dim=1).double())
     if not lists:
         raise ValueError("no user with a relevant (held-out, unseen) item among the users given")
     top = Ranking(torch.cat([r.indices for r in lists]), torch.cat([r.scores for r in lists]))
-    rel = torch.cat(rels)
-    hit_all = torch.gather(rel, 1, top.indices.clamp(min=0)) & (top.indices != PAD)
-    n_rel = rel.sum(dim=1).double()
+    hit_all = torch.cat(hits)
+    n_rel = torch.cat(counts)
     rows = []
     for t in ts:
         shown = (top.indices != PAD) & (top.scores >= t)

@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from recnb.data.sampling import PositiveSet, check_feasible, sample_negatives
 from recnb.data.schema import ITEM_IDX, RATING, USER_IDX, Split, dense_rows
+from recnb.data.validation import check_seed
 
 
 class BatchKey(NamedTuple):
@@ -147,10 +148,8 @@ class InteractionDataModule(pl.LightningDataModule):
             raise ValueError(f"sampler must be 'uniform' or 'popularity', got {sampler!r}")
         if batch_size < 1 or eval_batch_size < 1 or n_neg < 1:
             raise ValueError(f"batch_size, eval_batch_size and n_neg must be >= 1, got {batch_size}, {eval_batch_size}, {n_neg}")
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.split, self.mode, self.batch_size, self.n_neg = split, mode, batch_size, n_neg
-        self.sampler, self.popularity_power, self.seed = sampler, popularity_power, int(seed)
+        self.sampler, self.popularity_power, self.seed = sampler, popularity_power, check_seed(seed)
         self.eval_batch_size, self.shuffle = eval_batch_size, shuffle
         self.validation: Split | None = None
         if validation is not None:
@@ -164,7 +163,7 @@ class InteractionDataModule(pl.LightningDataModule):
             csr = split.train_csr("binary")
             self.users = torch.as_tensor(np.repeat(np.arange(split.n_users), np.diff(csr.indptr)), dtype=torch.long)
             self.items = torch.as_tensor(csr.indices, dtype=torch.long)
-            self.positives = PositiveSet(self.users, self.items, split.n_users, split.n_items)
+            self.positives = PositiveSet.from_csr(csr)
             counts = torch.as_tensor(split.item_counts(), dtype=torch.float64)
             self.weights = counts**popularity_power if sampler == "popularity" else None
             if self.weights is not None:

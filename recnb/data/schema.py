@@ -120,6 +120,11 @@ class Split:
         """Sparse ``(n_users, n_items)`` float32 CSR matrix of the held-out items (1 = held out)."""
         return self._test_binary
 
+    def relevant_csr(self) -> sp.csr_matrix:
+        """The held-out pairs that are not training pairs (what evaluation counts as relevant):
+        ``test_csr()`` minus ``seen_csr()``, canonical and cached."""
+        return self._relevant
+
     def seen_csr(self) -> sp.csr_matrix:
         """The training items of each user (what ``recommend`` excludes): ``train_csr("binary")``."""
         return self._train_binary
@@ -139,6 +144,14 @@ class Split:
     @cached_property
     def _train_rating(self) -> sp.csr_matrix:
         return _csr(self.train, self.n_users, self.n_items, "rating")
+
+    @cached_property
+    def _relevant(self) -> sp.csr_matrix:
+        test = self._test_binary
+        out = (test - test.multiply(self._train_binary)).tocsr()
+        out.eliminate_zeros()
+        out.sort_indices()
+        return out
 
     @cached_property
     def _test_binary(self) -> sp.csr_matrix:

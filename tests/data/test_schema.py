@@ -58,3 +58,18 @@ def test_dense_rows_picks_rows_in_the_given_order(split):
     seen, ratings = split.seen_csr().toarray(), split.train_csr("rating").toarray()
     assert torch.equal(dense_rows(split.seen_csr(), rows), torch.from_numpy(seen[rows] > 0))
     assert torch.equal(dense_rows(split.train_csr("rating"), rows, torch.float32), torch.from_numpy(ratings[rows]))
+
+
+def test_relevant_csr_is_test_minus_seen(split):
+    import dataclasses
+
+    import pandas as pd
+
+    # held-out rows that repeat training pairs (re-purchases) must not count as relevant
+    repeats = dataclasses.replace(split, test=pd.concat([split.test, split.train.head(30)], ignore_index=True))
+    test, seen = repeats.test_csr().toarray() > 0, repeats.seen_csr().toarray() > 0
+    assert (test & seen).sum() == 30
+    rel = repeats.relevant_csr()
+    assert rel.has_canonical_format
+    np.testing.assert_array_equal(rel.toarray() > 0, test & ~seen)
+    np.testing.assert_array_equal(rel.toarray(), split.test_csr().toarray())
