@@ -87,8 +87,11 @@ def _evaluation(m: dict[str, Any]) -> None:
     assert m["gauc_ease"] > m["gauc_popularity"] > 0.5
     assert m["personalisation_ease"] > m["personalisation_popularity"]
     assert m["exposure_gini_ease"] < m["exposure_gini_popularity"]
-    assert m["ease_lambda"] in (10.0, 100.0) and m["ease_lambda_test_peek"] in (10.0, 100.0)
-    assert m["intervals_overlap_ease_runner_up"] in (0.0, 1.0) and 0 < m["paired_p_ease_runner_up"] <= 1
+    # the notebook's example: two models whose means differ but whose separate intervals overlap
+    assert m["intervals_overlap_ease_runner_up"] == 1.0
+    # sampled metrics (the held-out item among sampled negatives) inflate NDCG and reorder models
+    assert m["sampled_ndcg@10_ease"] > m["ndcg@10_ease"] + 0.05
+    assert m["sampled_flips"] >= 1
     # a time split removes the leakage from the future that a random split allows
     assert m["ndcg@10_ease_time_split"] < m["ndcg@10_ease"]
 
@@ -100,6 +103,10 @@ def _cold_start_and_exploration(m: dict[str, Any]) -> None:
     assert m["regret_thompson"] < m["regret_eps_fixed"]
     # Thompson's regret flattens (sub-linear); fixed-epsilon keeps paying epsilon * gap per round
     assert m["regret_half_ratio_thompson"] < m["regret_half_ratio_eps_fixed"]
+    # share of the regret paid in the second half: about 1/2 when it grows linearly
+    assert m["regret_half_ratio_thompson"] < 0.35 and m["regret_half_ratio_eps_fixed"] > 0.4
+    # CF learns from a new user's first interactions
+    assert m["true_ndcg_n3_item-kNN"] > m["true_ndcg_n0_item-kNN"] + 0.1
     assert m["stream_regret_linucb_taste"] < m["stream_regret_thompson"]
 
 
@@ -108,6 +115,7 @@ def _feedback_loops(m: dict[str, Any]) -> None:
     assert m["coverage_last_epsilon_finetune"] > m["coverage_last_greedy_finetune"]
     assert m["exposure_gini_last_epsilon_finetune"] < m["exposure_gini_last_greedy_finetune"]
     assert m["share_last_greedy_retrain"] > m["share_last_popularity"]
+    assert m["coverage_last_mmr_finetune"] > m["coverage_last_greedy_finetune"]
 
 
 def _privacy(m: dict[str, Any]) -> None:
@@ -158,8 +166,10 @@ def _benchmark(m: dict[str, Any]) -> None:
     # oracle of true view probabilities beats the oracle of true taste
     assert m["shop_ndcg@10_oracle_true_view"] > m["shop_ndcg@10_oracle_true_taste"]
     assert m["shop_future_ndcg@10_oracle_view"] > m["shop_future_ndcg@10_best_model"] > 0
-    if "best_peer_ndcg" in m:  # peers installed (the bench extra)
-        assert 0.0 < m["best_peer_ndcg"] <= 1.0 and 0.0 < m["paired_p_best_recnb_vs_peer"] <= 1.0
+    from recnb.bench import peers_available
+
+    if any(peers_available().values()):  # the bench extra is installed: the peers must have run
+        assert m["best_peer_ndcg"] > m["ndcg@10_recnb_popularity"]
 
 
 def _scaling_out(m: dict[str, Any]) -> None:
@@ -167,6 +177,8 @@ def _scaling_out(m: dict[str, Any]) -> None:
     assert m["ndcg@10_1proc"] > m["ndcg@10_popularity"] + 0.03
     assert m["ndcg@10_2proc_scaled_lr"] > m["ndcg@10_popularity"] + 0.03
     assert m["ndcg@10_2proc"] > m["ndcg@10_popularity"]
+    # comparable quality (5 epochs on a tiny shop: a looser tolerance than tests/models/test_ddp.py's 0.06)
+    assert abs(m["ndcg@10_1proc"] - m["ndcg@10_2proc_scaled_lr"]) < 0.1
 
 
 EXPECTATIONS: dict[str, Check] = {
