@@ -93,7 +93,28 @@ class _FactorRecommender(Recommender):
         return torch.from_numpy(np.ascontiguousarray(s, dtype=np.float32))
 
 
-class ImplicitALS(_FactorRecommender):
+class _ImplicitFactors(_FactorRecommender):
+    """An ``implicit`` factor model: ``model_class()`` built with ``params``, fitted on the binary CSR."""
+
+    params: dict[str, Any]
+
+    def model_class(self) -> type:
+        raise NotImplementedError
+
+    def fit(self, split: Split) -> Self:
+        self.remember_split(split)
+        with thread_limit(self.threads):  # implicit checks the BLAS pool when the model is built
+            model = self.model_class()(**self.params, random_state=self.seed, num_threads=self.threads)
+            model.fit(split.train_csr(), show_progress=False)
+        self.model_ = model
+        self.user_factors_, self.item_factors_ = np.asarray(model.user_factors), np.asarray(model.item_factors)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.params.items())})"
+
+
+class ImplicitALS(_ImplicitFactors):
     """``implicit``'s alternating least squares on the binary training matrix (Hu, Koren, Volinsky 2008).
 
     Confidence ``1 + alpha * x_ui``; scores ``U V^T``. Defaults chosen on validation (NDCG@10
@@ -108,22 +129,13 @@ class ImplicitALS(_FactorRecommender):
         self.params = dict(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations)
         self.seed, self.threads = seed, threads
 
-    def fit(self, split: Split) -> Self:
+    def model_class(self) -> type:
         from implicit.als import AlternatingLeastSquares
 
-        self.remember_split(split)
-        with thread_limit(self.threads):  # implicit checks the BLAS pool when the model is built
-            model = AlternatingLeastSquares(**self.params, random_state=self.seed, num_threads=self.threads)
-            model.fit(split.train_csr(), show_progress=False)
-        self.model_ = model
-        self.user_factors_, self.item_factors_ = np.asarray(model.user_factors), np.asarray(model.item_factors)
-        return self
-
-    def __repr__(self) -> str:
-        return f"ImplicitALS({', '.join(f'{k}={v}' for k, v in self.params.items())})"
+        return AlternatingLeastSquares
 
 
-class ImplicitBPR(_FactorRecommender):
+class ImplicitBPR(_ImplicitFactors):
     """``implicit``'s Bayesian personalised ranking (Rendle et al. 2009), Cython SGD.
 
     implicit stores the item bias as the last item-factor column, with a constant 1 in the user
@@ -140,19 +152,10 @@ class ImplicitBPR(_FactorRecommender):
                            iterations=iterations)
         self.seed, self.threads = seed, threads
 
-    def fit(self, split: Split) -> Self:
+    def model_class(self) -> type:
         from implicit.bpr import BayesianPersonalizedRanking
 
-        self.remember_split(split)
-        with thread_limit(self.threads):
-            model = BayesianPersonalizedRanking(**self.params, random_state=self.seed, num_threads=self.threads)
-            model.fit(split.train_csr(), show_progress=False)
-        self.model_ = model
-        self.user_factors_, self.item_factors_ = np.asarray(model.user_factors), np.asarray(model.item_factors)
-        return self
-
-    def __repr__(self) -> str:
-        return f"ImplicitBPR({', '.join(f'{k}={v}' for k, v in self.params.items())})"
+        return BayesianPersonalizedRanking
 
 
 class ImplicitItemCosine(Recommender):
