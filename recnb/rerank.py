@@ -52,6 +52,7 @@ import scipy.sparse as sp
 import torch
 
 from recnb.math.ranking import PAD, Ranking, rank
+from recnb.math.similarity import normalize_rows
 
 __all__ = [
     "ItemSimilarity",
@@ -97,9 +98,7 @@ class ItemSimilarity:
         e = torch.as_tensor(np.asarray(embeddings) if not isinstance(embeddings, torch.Tensor) else embeddings)
         if e.ndim != 2 or not torch.is_floating_point(e):
             raise TypeError(f"embeddings must be a 2-D float (n_items, d) array, got dtype {e.dtype}, shape {tuple(e.shape)}")
-        e = e.double()
-        norms = e.norm(dim=1, keepdim=True)
-        return cls("embeddings", torch.where(norms > 0, e / norms.clamp(min=1e-300), torch.zeros_like(e)))
+        return cls("embeddings", normalize_rows(e.double()))
 
     @classmethod
     def from_matrix(cls, matrix: np.ndarray | torch.Tensor | sp.spmatrix) -> ItemSimilarity:
