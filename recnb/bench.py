@@ -42,6 +42,7 @@ import torch
 from recnb.data.schema import ITEM, USER, Split
 from recnb.metrics import evaluate_per_user
 from recnb.models.base import Recommender, Users, as_user_tensor
+from recnb.training import check_threads
 
 PEERS = ("implicit", "cornac")
 INSTALL = 'pip install -e ".[bench]"'
@@ -66,9 +67,7 @@ def thread_limit(threads: int) -> AbstractContextManager:
     """Context manager holding BLAS and OpenMP pools (numpy, scipy, implicit, cornac) to ``threads``."""
     from threadpoolctl import threadpool_limits
 
-    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    return threadpool_limits(limits=int(threads))
+    return threadpool_limits(limits=check_threads(threads))
 
 
 class _FactorRecommender(Recommender):

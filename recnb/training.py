@@ -24,11 +24,15 @@ from __future__ import annotations
 import logging
 import warnings
 from argparse import Namespace
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.strategies import DDPStrategy, Strategy
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
@@ -36,7 +40,8 @@ from pytorch_lightning.utilities import rank_zero_only
 
 
 def quiet_lightning() -> None:
-    """Silence Lightning's INFO banners and the warnings it gives for small CPU runs."""
+    """Silence Lightning's INFO banners and the warnings it gives for small CPU runs, and torch's
+    notice that sparse invariant checks are off (Adagrad's sparse update builds its own tensors)."""
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for pattern in (
@@ -52,6 +57,7 @@ def quiet_lightning() -> None:
         ".*but have no `validation_step`.*",
         ".*when logging on epoch level in distributed setting.*",
         ".*Total length of .* across ranks is zero.*",
+        ".*Sparse invariant checks are implicitly disabled.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
 
@@ -136,6 +142,46 @@ def ddp_strategy(name: str = "ddp_notebook") -> DDPStrategy:
     return _DDP(process_group_backend="gloo", start_method=START_METHODS[name])
 
 
+def check_threads(threads: Any) -> int:
+    """``threads`` as an ``int`` if it is a positive integer (numpy integers too), else a ``ValueError``."""
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    return int(threads)
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``; the previous count is restored after."""
+    threads = check_threads(threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class TorchThreads(Callback):
+    """Hold torch's intra-op thread count at ``threads`` while the trainer runs, then restore it.
+
+    Set in ``setup`` and restored in ``teardown``, so a model trained with one thread does not
+    leave the process scoring (e.g. ``evaluate``'s large matrix products) on one thread afterwards.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = check_threads(threads)
+        self._before: int | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._before is not None:
+            torch.set_num_threads(self._before)
+            self._before = None
+
+
 def make_trainer(
     max_epochs: int,
     seed: int = 0,
@@ -150,9 +196,10 @@ def make_trainer(
 
     ``progress`` turns Lightning's progress bar on (off by default: widget bars render badly in
     stored notebook outputs). ``logger`` defaults to a fresh :class:`HistoryLogger`; extra keyword
-    arguments go to ``pl.Trainer`` (e.g. ``num_nodes``). ``threads`` sets ``torch.set_num_threads``
-    for the process (``None`` leaves it): recnb's models are small, and one thread trains them many
-    times faster than several threads contending on a laptop CPU.
+    arguments go to ``pl.Trainer`` (e.g. ``num_nodes``, ``callbacks``). ``threads``: torch's thread
+    count *while the trainer runs* (a :class:`TorchThreads` callback; ``None`` leaves it): recnb's
+    models are small, and one thread trains them many times faster than several threads contending
+    on a laptop CPU; scoring afterwards gets the process's threads back.
 
     ``devices``: CPU processes. With ``devices > 1`` the strategy is data-parallel DDP over gloo,
     ``strategy`` naming the launch (a name of :data:`START_METHODS`, default ``"ddp_notebook"``, see
@@ -167,8 +214,9 @@ def make_trainer(
         strategy = ddp_strategy(strategy)
     elif strategy in (None, "auto"):
         strategy = ddp_strategy() if devices > 1 or kwargs.get("num_nodes", 1) > 1 else "auto"
+    callbacks = list(kwargs.pop("callbacks", None) or [])
     if threads is not None:
-        torch.set_num_threads(threads)
+        callbacks.append(TorchThreads(threads))
     pl.seed_everything(seed, workers=True, verbose=False)
     options: dict[str, Any] = dict(
         max_epochs=max_epochs,
@@ -183,6 +231,7 @@ def make_trainer(
         enable_checkpointing=False,
         log_every_n_steps=1,
         num_sanity_val_steps=0,
+        callbacks=callbacks,
     )
     options.update(kwargs)
     return pl.Trainer(**options)

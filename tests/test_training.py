@@ -56,3 +56,26 @@ def test_fit_with_a_validation_split_logs_its_ndcg_each_epoch(split):
     assert h["val_ndcg@10"].dropna().iloc[-1] != pytest.approx(evaluate(m, split, 10)["ndcg@10"], abs=1e-6)
     with pytest.raises(ValueError, match="own train part"):
         EmbeddingRecommender(max_epochs=1).fit(split, validation=val)
+
+
+def test_training_threads_apply_during_fit_only(split):
+    import torch
+    from pytorch_lightning.callbacks import Callback
+
+    from recnb.training import torch_threads
+
+    class Spy(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            seen.append(torch.get_num_threads())
+
+    seen: list[int] = []
+    with torch_threads(2):
+        EmbeddingRecommender(embedding_dim=4, max_epochs=2).fit(
+            split, trainer=make_trainer(2, threads=1, callbacks=[Spy()]))
+        assert seen == [1, 1]  # trained on one thread...
+        assert torch.get_num_threads() == 2  # ...and the process has its two back for scoring
+        with pytest.raises(RuntimeError), torch_threads(1):
+            raise RuntimeError("a failing block")
+        assert torch.get_num_threads() == 2
+    with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
+        make_trainer(1, threads=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 PAD = -1  # index used where fewer than k items remain after exclusion and thresholding
@@ -24,6 +25,18 @@ class Ranking(NamedTuple):
 
     indices: torch.Tensor
     scores: torch.Tensor
+
+
+Exclusion = torch.Tensor | np.ndarray | sp.sparray | sp.spmatrix | Sequence[Sequence[int]]
+
+
+def _sparse_positions(exclude: sp.sparray | sp.spmatrix, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) of the stored entries of a sparse ``(n_rows, n_items)`` exclusion, as int64 tensors."""
+    if tuple(exclude.shape) != tuple(shape):
+        raise ValueError(f"exclude matrix has shape {tuple(exclude.shape)}, scores have {tuple(shape)}")
+    csr = sp.csr_matrix(exclude)
+    rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+    return torch.from_numpy(rows), torch.from_numpy(csr.indices.astype(np.int64))
 
 
 def _as_mask(exclude: torch.Tensor | Sequence[Sequence[int]] | None, shape: torch.Size) -> torch.Tensor | None:
@@ -54,26 +67,31 @@ def _as_mask(exclude: torch.Tensor | Sequence[Sequence[int]] | None, shape: torc
 def rank(
     scores: torch.Tensor,
     k: int | None = None,
-    exclude: torch.Tensor | Sequence[Sequence[int]] | None = None,
+    exclude: Exclusion | None = None,
     threshold: float | None = None,
+    in_place: bool = False,
 ) -> Ranking:
     """Rank items by descending score for each row of ``scores``.
 
     ``scores``: ``(n_items,)`` or ``(n_users, n_items)``; a 1-D input gives 1-D outputs.
     ``k``: how many to return (``None`` = all, a full argsort); ``torch.topk`` is used when
     ``k < n_items``, which costs ``O(n log k)`` per row instead of ``O(n log n)``.
-    ``exclude``: items never returned -- a bool mask (torch or numpy) shaped like ``scores``, or
-    one index list per row (e.g. the items each user already has; a 1-D ``scores`` takes one flat
-    list; ``PAD`` entries are skipped).
+    ``exclude``: items never returned -- a bool mask (torch or numpy) shaped like ``scores``; a
+    scipy sparse matrix shaped like ``scores`` whose stored entries are excluded (e.g. a batch's
+    rows of the CSR seen matrix: only its ``nnz`` positions are touched, no dense mask is built);
+    or one index list per row (a 1-D ``scores`` takes one flat list; ``PAD`` entries are skipped).
     ``threshold``: items scoring strictly below it are not returned.
+    ``in_place``: write ``-inf`` over the excluded entries of ``scores`` itself instead of a copy
+    (for a caller that owns ``scores``, as :meth:`~recnb.models.base.Recommender.recommend` does:
+    at 1024 × 50,000 scores the copy costs as much as the top-k).
 
     Ties are broken by the lower item index first. Items scoring ``-inf`` count as excluded.
-    Integer scores are ranked as float64. Returns a :class:`Ranking`.
+    Integer scores are ranked as float64. A NaN among the rankable scores raises ``ValueError``
+    (it is found among the selected values: ``topk`` and ``sort`` put NaN first). Returns a
+    :class:`Ranking`.
     """
     if scores.ndim not in (1, 2):
         raise ValueError(f"scores must be 1-D (n_items,) or 2-D (n_users, n_items), got shape {tuple(scores.shape)}")
-    if torch.isnan(scores).any():
-        raise ValueError("scores contain NaN; rank needs comparable numbers")
     squeeze = scores.ndim == 1
     s = scores.unsqueeze(0) if squeeze else scores
     n_items = s.shape[1]
@@ -81,7 +99,15 @@ def rank(
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     k = min(k, n_items)
-    s = s if torch.is_floating_point(s) else s.double()
+    if not torch.is_floating_point(s):
+        s, in_place = s.double(), True  # already a copy
+    if sp.issparse(exclude):
+        if squeeze:
+            exclude = sp.csr_matrix(exclude).reshape(1, -1)
+        rows, cols = _sparse_positions(exclude, s.shape)
+        s = s if in_place else s.clone()
+        s[rows, cols] = -torch.inf
+        exclude, in_place = None, True
     if isinstance(exclude, np.ndarray) and exclude.dtype == np.bool_:
         exclude = torch.from_numpy(exclude)
     if squeeze and exclude is not None:
@@ -90,16 +116,25 @@ def rank(
     if threshold is not None:
         mask = s < threshold if mask is None else mask | (s < threshold)
     if mask is not None:
-        s = s.masked_fill(mask, -torch.inf)
+        s = s.masked_fill_(mask, -torch.inf) if in_place else s.masked_fill(mask, -torch.inf)
 
     if k == n_items:
         values, indices = torch.sort(s, dim=1, descending=True, stable=True)
+        _refuse_nan(values)
     else:
         values, indices = _topk_stable(s, k)
     indices = indices.masked_fill(values == -torch.inf, PAD)
     if squeeze:
         return Ranking(indices[0], values[0])
     return Ranking(indices, values)
+
+
+def _refuse_nan(selected: torch.Tensor) -> None:
+    """Raise if a row's selection starts with NaN: ``sort`` and ``topk`` order NaN above every
+    number, so a rankable NaN anywhere in a row is its first selected value (checked on ``(U, k)``
+    instead of the whole ``(U, n_items)`` score matrix)."""
+    if selected.numel() and torch.isnan(selected[:, 0]).any():
+        raise ValueError("scores contain NaN; rank needs comparable numbers")
 
 
 def _topk_stable(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,6 +148,7 @@ def _topk_stable(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         empty = s[:, :0]
         return empty, empty.long()
     vals, cols = torch.topk(s, k + 1, dim=1)  # called with k < n_items, so k + 1 items exist
+    _refuse_nan(vals)
     cut = vals[:, k] == vals[:, k - 1]  # an item left out ties with the k-th: the boundary cuts a tie
     vals, cols, kth = vals[:, :k], cols[:, :k], vals[:, k - 1 : k]
     if cut.any():

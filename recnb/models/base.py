@@ -55,7 +55,11 @@ class Recommender(ABC):
 
     @abstractmethod
     def score(self, users: Users = None) -> torch.Tensor:
-        """Scores ``(len(users), n_items)``, float32, higher = more relevant."""
+        """Scores ``(len(users), n_items)``, float32, higher = more relevant.
+
+        A new tensor that the caller owns: :meth:`recommend` writes ``-inf`` over the seen items
+        of it in place, so it must not be (a view of) anything the model keeps.
+        """
 
     def remember_split(self, split: Split) -> None:
         """Keep what ``recommend`` needs from the split (the sparse seen-item matrix and sizes)."""
@@ -92,8 +96,9 @@ class Recommender(ABC):
 
         ``exclude_seen`` drops each user's training items; ``threshold`` drops items scoring
         below it. Users are scored ``batch_size`` at a time, each batch masked with its own rows of
-        the sparse seen matrix, so peak memory is ``batch_size * n_items`` scores whatever the
-        number of users. Returns a :class:`~recnb.math.ranking.Ranking` of item *indices*.
+        the sparse seen matrix (``-inf`` written over the batch's seen entries of the scores
+        ``score`` returned), so peak memory is ``batch_size * n_items`` scores whatever the number
+        of users. Returns a :class:`~recnb.math.ranking.Ranking` of item *indices*.
         """
         self._check_fitted()
         if batch_size < 1:
@@ -104,8 +109,8 @@ class Recommender(ABC):
             batch = u[start : start + batch_size]
             with torch.no_grad():
                 scores = self.score(batch)
-            exclude = self.seen_rows(batch) if exclude_seen else None
-            parts.append(rank(scores, k=k, exclude=exclude, threshold=threshold))
+            exclude = self.seen_[batch.numpy()] if exclude_seen else None  # the batch's CSR rows
+            parts.append(rank(scores, k=k, exclude=exclude, threshold=threshold, in_place=True))
         if len(parts) == 1:
             return parts[0]
         return Ranking(torch.cat([p.indices for p in parts]), torch.cat([p.scores for p in parts]))

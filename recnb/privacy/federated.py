@@ -32,6 +32,7 @@ from recnb.data.sampling import PositiveSet, sample_negatives
 from recnb.data.schema import ITEM_IDX, USER_IDX, Split
 from recnb.math.losses import bpr_loss
 from recnb.models.base import Recommender, Users, as_user_tensor
+from recnb.training import torch_threads
 
 
 def client_of_users(n_users: int, n_clients: int, seed: int = 0) -> np.ndarray:
@@ -125,10 +126,13 @@ class FedAvgRecommender(Recommender):
     def fit(self, split: Split, callback: Callable[[int, FedAvgRecommender], dict[str, float]] | None = None) -> Self:
         """Run ``rounds`` rounds; after each, ``callback(round, self)`` may return metrics to log.
 
-        Like :func:`~recnb.training.make_trainer`, it sets ``torch.set_num_threads(1)``: the steps
-        are small, and one thread runs them many times faster than several contending ones.
+        Like :func:`~recnb.training.make_trainer`, it trains on one torch thread (restored after):
+        the steps are small, and one thread runs them many times faster than several contending ones.
         """
-        torch.set_num_threads(1)
+        with torch_threads(1):
+            return self._fit(split, callback)
+
+    def _fit(self, split: Split, callback: Callable[[int, FedAvgRecommender], dict[str, float]] | None) -> Self:
         self.remember_split(split)
         pairs = np.unique(split.train[[USER_IDX, ITEM_IDX]].to_numpy(dtype=np.int64), axis=0).reshape(-1, 2)
         users, items = torch.as_tensor(pairs[:, 0]), torch.as_tensor(pairs[:, 1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -134,6 +135,10 @@ def test_batched_equals_row_by_row(data, n_users, n_items, k):
     s = data.draw(arrays(np.float32, (n_users, n_items), elements=st.sampled_from([0.0, 0.5, 1.0, 1.5])))
     lists = [data.draw(st.lists(st.integers(0, n_items - 1), max_size=5)) for _ in range(n_users)]
     r = rank(torch.from_numpy(s), k=k, exclude=lists)
+    rows = [u for u, items in enumerate(lists) for _ in items]
+    csr = sp.csr_matrix((np.ones(len(rows)), (rows, [i for items in lists for i in items])), shape=s.shape)
+    by_csr = rank(torch.from_numpy(s), k=k, exclude=csr)  # the same exclusion as a sparse matrix
+    assert torch.equal(by_csr.indices, r.indices) and torch.equal(by_csr.scores, r.scores)
     for u in range(n_users):
         row = rank(torch.from_numpy(s[u]), k=k, exclude=lists[u])
         assert torch.equal(r.indices[u], row.indices)
@@ -155,7 +160,35 @@ def test_input_is_not_modified():
     s = torch.tensor([[0.3, 0.1, 0.2]])
     before = s.clone()
     rank(s, k=2, exclude=[[0]], threshold=0.15)
+    rank(s, k=2, exclude=sp.csr_matrix(np.array([[1, 0, 0]])))
     assert torch.equal(s, before)
+
+
+def test_in_place_overwrites_only_the_excluded_entries():
+    s = torch.tensor([[0.3, 0.1, 0.2, 0.9], [0.5, 0.6, 0.7, 0.8]])
+    seen = sp.csr_matrix(np.array([[0, 0, 0, 1], [1, 0, 1, 0]]))
+    expected = rank(s.clone(), k=2, exclude=seen)
+    got = rank(s, k=2, exclude=seen, in_place=True)
+    assert got.indices.tolist() == [[0, 2], [3, 1]] == expected.indices.tolist()
+    assert torch.isneginf(s).nonzero().tolist() == [[0, 3], [1, 0], [1, 2]]  # by design: the caller owns s
+    assert s[0, :3].tolist() == pytest.approx([0.3, 0.1, 0.2])
+    mask = torch.tensor([[True, False, False, False]])
+    t = torch.tensor([[0.3, 0.1, 0.2, 0.9]])
+    rank(t, k=1, exclude=mask, in_place=True)
+    assert t[0, 0] == -np.inf and t[0, 3] == 0.9
+    with pytest.raises(ValueError, match=r"exclude matrix has shape \(1, 4\), scores have \(2, 4\)"):
+        rank(s, exclude=sp.csr_matrix((1, 4)))
+
+
+def test_nan_among_rankable_scores_raises_on_every_path():
+    nan = float("nan")
+    for k in (None, 1, 2):  # full sort; top-1; top-2 where the NaN sits beside a tie cut by the boundary
+        with pytest.raises(ValueError, match="NaN"):
+            rank(torch.tensor([[0.0, 0.0, 0.0], [nan, 1.0, 1.0]]), k=k)
+    with pytest.raises(ValueError, match="NaN"):
+        rank(torch.tensor([0.5] * 40 + [nan]), k=3)  # last of a long row
+    excluded = rank(torch.tensor([[nan, 1.0, 2.0]]), k=1, exclude=[[0]])  # an excluded NaN is never compared
+    assert excluded.indices.tolist() == [[2]]
 
 
 def test_keep_top_k_per_row_by_hand_with_negatives_and_ties():

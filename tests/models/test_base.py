@@ -133,3 +133,37 @@ def test_recommend_and_evaluate_in_batches_equal_one_batch():
     assert per_user["ndcg@5"].mean() == pytest.approx(means["ndcg@5"], rel=1e-6)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         model.recommend([0], k=3, batch_size=0)
+
+
+def _owned_score_models():
+    from recnb.models.ease import EASE
+    from recnb.models.embedding import EmbeddingRecommender
+    from recnb.models.knn import ItemKNN, UserKNN
+    from recnb.models.mf import BiasedMF
+    from recnb.privacy.laplace import DPPopularityRecommender
+
+    return [
+        PopularityRecommender(), RandomRecommender(seed=3), ItemKNN(neighbours=5), UserKNN(neighbours=5),
+        ItemKNN(neighbours=5, values="rating"), EASE(lam=10.0), DPPopularityRecommender(epsilon=1.0),
+        EmbeddingRecommender(embedding_dim=4, max_epochs=1), BiasedMF(max_epochs=1),
+    ]
+
+
+@pytest.mark.parametrize("model", _owned_score_models(), ids=lambda m: type(m).__name__)
+def test_score_returns_a_tensor_the_caller_owns(model):
+    """``recommend`` writes -inf over seen items of ``score``'s result in place: writing into one
+    result must change neither the model nor the next call (a view of a kept table would)."""
+    from recnb.data.splits import random_holdout
+    from recnb.data.synthetic import make_shop
+
+    split = random_holdout(make_shop(n_users=40, n_items=30, n_interactions=600, seed=2), test_ratio=0.25, seed=2)
+    model.fit(split)
+    users = torch.tensor([0, 3, 5])
+    first = model.score(users)
+    reference = first.clone()
+    first.fill_(float("nan"))
+    assert torch.equal(model.score(users), reference)
+    listed = model.recommend(users, k=4)
+    assert torch.equal(model.score(users), reference)
+    seen = split.seen_csr()[users.numpy()].toarray() != 0
+    assert not seen[np.arange(3)[:, None], listed.indices.numpy()].any()

@@ -178,3 +178,34 @@ def test_top_direction_share_against_numpy_svd():
         top_direction_share(np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"\(n, d\)"):
         top_direction_share(np.ones(3))
+
+
+def test_sparse_adagrad_step_equals_the_dense_step(tiny):
+    """With Adagrad the tables give sparse gradients (only the batch's rows); one step must move the
+    weights exactly as dense Adagrad does on the dense gradient (rows with zero gradient unchanged)."""
+    sparse = EmbeddingRecommender(embedding_dim=8, item_bias=True, batch_size=64)
+    sparse.build(tiny)
+    dm = sparse.datamodule(tiny)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    dense = EmbeddingRecommender(embedding_dim=8, item_bias=True, batch_size=64, optimizer="adam")
+    dense.build(tiny)  # same seed: same initial tables, dense gradients
+    assert sparse.user_embedding.sparse and not dense.user_embedding.sparse
+    initial = sparse.user_embedding.weight.detach().clone()
+    steps = []
+    for model in (sparse, dense):
+        model.on_train_epoch_start()
+        opt = torch.optim.Adagrad(model.parameters(), lr=0.1)
+        for _ in range(2):  # the second step reads the accumulators the first one left
+            opt.zero_grad()
+            model.training_step(batch, 0).backward()
+            opt.step()
+        steps.append([p.detach().clone() for p in model.parameters()])
+    grad = sparse.user_embedding.weight.grad
+    assert grad.is_sparse and grad.coalesce().indices().unique().numel() == batch["user"].unique().numel()
+    for s, d in zip(*steps):
+        torch.testing.assert_close(s, d, rtol=1e-6, atol=1e-7)
+    untouched = torch.ones(tiny.n_users, dtype=torch.bool)
+    untouched[batch["user"]] = False
+    assert untouched.any() and torch.equal(steps[0][0][untouched], initial[untouched])
+    assert not torch.equal(steps[0][0][~untouched], initial[~untouched])
