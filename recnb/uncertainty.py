@@ -13,6 +13,9 @@ are the sample; this module resamples them.
   whose separate intervals overlap can still differ clearly.
 - :func:`wilcoxon`: the Wilcoxon signed-rank test of ``d_u`` (``scipy.stats.wilcoxon``), a paired
   test on ranks that assumes no distribution.
+- :func:`compare_overlapping`: both paired tests for every pair of models whose separate intervals
+  overlap (:func:`overlap`), the pairs a table of means and intervals leaves undecided.
+- :func:`order_flips`: the pairs of models that two evaluation protocols order differently.
 
 Users whose value is ``NaN`` (a metric undefined for them) are left out (pairwise for the paired
 tests). One ``seed`` fixes every resample (a local ``numpy.random.Generator``).
@@ -20,6 +23,7 @@ tests). One ``seed`` fixes every resample (a local ``numpy.random.Generator``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -176,3 +180,88 @@ def wilcoxon(a: Any, b: Any, **kwargs: Any) -> WilcoxonResult:
         return WilcoxonResult(0.0, 1.0, int(d.size))
     res = stats.wilcoxon(d, **kwargs)
     return WilcoxonResult(float(res.statistic), float(res.pvalue), int(d.size))
+
+
+def overlap(a: Any, b: Any) -> bool:
+    """Whether the intervals ``a`` and ``b`` (anything with ``low`` and ``high``) share a point.
+
+    ``[a.low, a.high] ∩ [b.low, b.high] ≠ ∅  ⇔  a.low <= b.high and b.low <= a.high`` (closed
+    intervals: touching ends overlap).
+    """
+    return bool(a.low <= b.high and b.low <= a.high)
+
+
+#: columns of :func:`compare_overlapping`'s frame
+COMPARISON_COLUMNS = ["better", "worse", "mean diff", "diff low", "diff high", "p bootstrap", "p Wilcoxon", "separated"]
+
+
+def compare_overlapping(
+    per_user: Mapping[str, pd.DataFrame],
+    intervals: pd.DataFrame,
+    column: str,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Paired tests for every pair of models whose intervals overlap.
+
+    ``per_user``: model name -> per-user frame (:func:`recnb.metrics.evaluate_per_user`), the same
+    users in the same order for every model; ``column`` is the metric compared (``"ndcg@10"``).
+    ``intervals``: one row per model name with columns ``mean, low, high`` (e.g. the
+    :func:`bootstrap_ci` of ``per_user[name][column]``). For each pair ``a, b`` taken in the order of
+    ``per_user`` (``a`` first) with :func:`overlap`, the model with the higher ``mean`` is ``better``
+    (``a`` on a tie), and the differences ``better_u − worse_u`` go through
+    :func:`paired_bootstrap` (``n_resamples``, ``confidence``, ``seed``) and :func:`wilcoxon`.
+    ``separated`` is true when the paired interval excludes 0 and the Wilcoxon p-value is below
+    ``1 − confidence``: both tests tell the two models apart.
+
+    Returns a frame with one row per overlapping pair and the columns :data:`COMPARISON_COLUMNS`
+    (``mean diff, diff low, diff high`` from the bootstrap); empty, with those columns, when no two
+    intervals overlap.
+    """
+    _check(n_resamples, confidence)
+    missing = [name for name in per_user if name not in intervals.index]
+    if missing:
+        raise ValueError(f"intervals has no row for the model(s) {missing}; its index is {list(intervals.index)}")
+    absent = [c for c in ("mean", "low", "high") if c not in intervals.columns]
+    if absent:
+        raise ValueError(f"intervals must have the columns mean, low, high; missing {absent}")
+    for name, frame in per_user.items():
+        if column not in frame.columns:
+            raise ValueError(f"per_user[{name!r}] has no column {column!r}; its columns are {list(frame.columns)}")
+    names = list(per_user)
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ia, ib = intervals.loc[a], intervals.loc[b]
+            if not overlap(ia, ib):
+                continue
+            hi, lo = (a, b) if ia["mean"] >= ib["mean"] else (b, a)
+            x, y = per_user[hi][column], per_user[lo][column]
+            pb = paired_bootstrap(x, y, n_resamples=n_resamples, confidence=confidence, seed=seed)
+            wx = wilcoxon(x, y)
+            rows.append([hi, lo, pb.mean_diff, pb.low, pb.high, pb.p_value, wx.p_value,
+                         bool((pb.low > 0 or pb.high < 0) and wx.p_value < 1 - confidence)])
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def order_flips(full: pd.Series, sampled: pd.Series) -> list[tuple[str, str]]:
+    """The pairs of models that two protocols order differently, as ``(winner, loser)`` on ``full``.
+
+    ``full``, ``sampled``: one value per model (index = model names, the same set; ``sampled`` is
+    aligned to ``full``'s order), e.g. NDCG@10 under full ranking and under sampled negatives.
+    A pair ``a, b`` flips when ``(full_a − full_b)(sampled_a − sampled_b) < 0``: both protocols
+    separate the two and disagree on which is better. A tie under either protocol is no flip.
+    Pairs are listed in ``full``'s index order of their first model, then of their second.
+    """
+    if set(full.index) != set(sampled.index) or full.index.has_duplicates:
+        raise ValueError(f"full and sampled must hold the same models once each; got {list(full.index)} "
+                         f"and {list(sampled.index)}")
+    f = full.to_numpy(dtype=np.float64)
+    s = sampled.reindex(full.index).to_numpy(dtype=np.float64)
+    if np.isnan(f).any() or np.isnan(s).any():
+        raise ValueError("full and sampled must hold a value (not NaN) for every model")
+    names = list(full.index)
+    i, j = np.triu_indices(len(names), k=1)
+    flip = (f[i] - f[j]) * (s[i] - s[j]) < 0
+    return [(names[a], names[b]) if f[a] > f[b] else (names[b], names[a]) for a, b in zip(i[flip], j[flip])]

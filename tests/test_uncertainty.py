@@ -87,3 +87,77 @@ def test_wilcoxon_wraps_scipy_on_the_defined_pairs():
     got = U.wilcoxon(a, b)
     assert got == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue), 28)
     assert U.wilcoxon([1.0, 2.0], [1.0, 2.0]) == (0.0, 1.0, 2)
+
+
+def test_overlap_of_closed_intervals():
+    assert U.overlap(U.Interval(0.5, 0.4, 0.6), U.Interval(0.7, 0.6, 0.8))  # touching ends
+    assert not U.overlap(U.Interval(0.5, 0.4, 0.6), U.Interval(0.7, 0.61, 0.8))
+    assert U.overlap(U.Interval(0.5, 0.0, 1.0), U.Interval(0.5, 0.4, 0.6))  # one inside the other
+
+
+def _four_models():
+    rng = np.random.default_rng(6)
+    base = rng.random(60)  # shared user difficulty
+    noise = lambda s: s * rng.standard_normal(60)  # noqa: E731
+    per_user = {
+        "low": pd.DataFrame({"ndcg@10": base - 0.5 + noise(0.02)}),  # far below the rest
+        "mid": pd.DataFrame({"ndcg@10": base + noise(0.05)}),
+        "mid+": pd.DataFrame({"ndcg@10": base + 0.04 + noise(0.02)}),  # consistently above mid
+        "twin": pd.DataFrame({"ndcg@10": base + noise(0.05)}),  # mid again
+    }
+    return per_user
+
+
+def test_compare_overlapping_equals_the_loop_with_scipy():
+    per_user = _four_models()
+    intervals = pd.DataFrame({n: U.bootstrap_ci(f["ndcg@10"], 300, seed=2)._asdict() for n, f in per_user.items()}).T
+    got = U.compare_overlapping(per_user, intervals, "ndcg@10", n_resamples=300, seed=2)
+    assert list(got.columns) == U.COMPARISON_COLUMNS
+    # the loop the notebook used to hold, with scipy's test and the bootstrap loop above
+    names, expected = list(per_user), []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ia, ib = intervals.loc[a], intervals.loc[b]
+            if ia["low"] <= ib["high"] and ib["low"] <= ia["high"]:
+                hi, lo = (a, b) if ia["mean"] >= ib["mean"] else (b, a)
+                d = per_user[hi]["ndcg@10"].to_numpy() - per_user[lo]["ndcg@10"].to_numpy()
+                means = _loop_means(d, 300, 2)
+                p_boot = (1 + np.sum(np.abs(means - d.mean()) >= abs(d.mean()))) / 301
+                low, high = np.quantile(means, [0.025, 0.975])
+                p_wx = stats.wilcoxon(d).pvalue
+                expected.append([hi, lo, d.mean(), low, high, p_boot, p_wx, bool(low > 0 and p_wx < 0.05)])
+    expected = pd.DataFrame(expected, columns=U.COMPARISON_COLUMNS)
+    pd.testing.assert_frame_equal(got, expected)
+    # what the data were built to show: "low" overlaps nobody; mid+ is told apart from its neighbours
+    assert "low" not in set(got["better"]) | set(got["worse"])
+    assert {("mid+", "mid"), ("mid+", "twin")} <= set(zip(got["better"], got["worse"]))
+    assert got.set_index(["better", "worse"]).loc[("mid+", "mid"), "separated"]
+    mid_twin = got[got["better"].isin(["mid", "twin"]) & got["worse"].isin(["mid", "twin"])]
+    assert len(mid_twin) == 1 and not mid_twin["separated"].item()
+
+
+def test_compare_overlapping_without_overlap_and_with_bad_input():
+    per_user = {"a": pd.DataFrame({"m": [0.1, 0.2]}), "b": pd.DataFrame({"m": [0.8, 0.9]})}
+    intervals = pd.DataFrame({"mean": [0.15, 0.85], "low": [0.1, 0.8], "high": [0.2, 0.9]}, index=["a", "b"])
+    empty = U.compare_overlapping(per_user, intervals, "m", n_resamples=10)
+    assert empty.empty and list(empty.columns) == U.COMPARISON_COLUMNS
+    with pytest.raises(ValueError, match="no row for the model"):
+        U.compare_overlapping(per_user, intervals.loc[["a"]], "m")
+    with pytest.raises(ValueError, match="no column 'ndcg'"):
+        U.compare_overlapping(per_user, intervals, "ndcg")
+    with pytest.raises(ValueError, match="mean, low, high"):
+        U.compare_overlapping(per_user, intervals[["mean", "low"]], "m")
+
+
+def test_order_flips_by_hand():
+    full = pd.Series({"C": 0.3, "A": 0.5, "B": 0.4, "D": 0.3})
+    sampled = pd.Series({"A": 0.6, "B": 0.7, "C": 0.65, "D": 0.2})  # another order: aligned by name
+    # (C, A): A ahead on full, C on sampled; (A, B): A on full, B on sampled; C and D tie on full
+    assert U.order_flips(full, sampled) == [("A", "C"), ("A", "B")]
+    assert U.order_flips(full, full * 2) == []
+    # a reversed order flips every pair but the tie, listed in full's index order
+    assert U.order_flips(full, -full) == [("A", "C"), ("B", "C"), ("A", "B"), ("A", "D"), ("B", "D")]
+    with pytest.raises(ValueError, match="same models"):
+        U.order_flips(full, sampled.drop("D"))
+    with pytest.raises(ValueError, match="NaN"):
+        U.order_flips(full, sampled.where(sampled.index != "B"))
