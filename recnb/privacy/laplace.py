@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Self
 
 import numpy as np
+import pandas as pd
 import torch
 
 from recnb.data.schema import ITEM_IDX, USER_IDX, Split
@@ -80,6 +81,43 @@ def advanced_composition(epsilon: float, k: int, delta_prime: float, delta: floa
         raise ValueError(f"delta_prime must lie in (0, 1) and delta in [0, 1), got {delta_prime}, {delta}")
     eps = math.sqrt(2 * k * math.log(1 / delta_prime)) * epsilon + k * epsilon * math.expm1(epsilon)
     return eps, k * delta + delta_prime
+
+
+def composition_crossover(epsilon: float, delta_prime: float) -> int:
+    """The smallest number of releases ``k`` at which :func:`advanced_composition` of ``k``
+    ``ε``-DP releases gives a smaller ``ε'`` than :func:`basic_composition`'s ``kε``.
+
+    Dividing ``\\sqrt{2k \\ln(1/δ')}\\, ε + k ε (e^ε - 1) < k ε`` by ``kε`` gives
+    ``\\sqrt{2 \\ln(1/δ') / k} < 2 - e^ε``, so for ``ε < \\ln 2``
+
+    .. math::  k^* = \\left\\lfloor \\frac{2 \\ln(1/δ')}{(2 - e^ε)^2} \\right\\rfloor + 1;
+
+    for ``ε >= ln 2`` the advanced bound never beats the basic one (a ``ValueError``). The
+    comparison is of ``ε`` alone: the advanced bound also pays ``δ'``.
+    """
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    if not 0 < delta_prime < 1:
+        raise ValueError(f"delta_prime must lie in (0, 1), got {delta_prime}")
+    margin = 1 - math.expm1(epsilon)  # 2 - e^ε
+    if margin <= 0:
+        raise ValueError(f"advanced composition never beats basic composition for epsilon >= ln 2 "
+                         f"({math.log(2):.4f}), got epsilon={epsilon}")
+    return math.floor(2 * math.log(1 / delta_prime) / margin**2) + 1
+
+
+def composition_table(epsilon: float, releases: Sequence[int], delta_prime: float) -> pd.DataFrame:
+    """The total budget of ``k`` releases of ``ε`` each, for each ``k`` in ``releases``: one row per
+    ``k`` (index ``releases``) with ``basic ε`` (:func:`basic_composition`), ``advanced ε`` and
+    ``advanced δ`` (:func:`advanced_composition` at ``δ'`` = ``delta_prime``)."""
+    if len(releases) == 0:
+        raise ValueError("releases must list at least one number of releases")
+    rows = []
+    for k in releases:
+        adv, adv_delta = advanced_composition(epsilon, k, delta_prime)
+        rows.append({"releases": k, "basic ε": basic_composition([epsilon] * k)[0], "advanced ε": adv,
+                     "advanced δ": adv_delta})
+    return pd.DataFrame(rows).set_index("releases")
 
 
 def bounded_item_counts(split: Split, max_items_per_user: int | None = None, seed: int = 0) -> np.ndarray:

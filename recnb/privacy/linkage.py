@@ -73,20 +73,28 @@ def candidates(ratings: pd.DataFrame, known: pd.DataFrame, rating_tolerance: flo
     return RatingIndex(ratings).candidates(known, rating_tolerance, days_tolerance)
 
 
+FACTS = ("random", "most_popular", "least_popular")
+
+
 def reidentification_curve(ratings: pd.DataFrame, n_known: list[int], n_targets: int = 100,
                            rating_tolerance: float = 0.0, days_tolerance: float | None = None,
-                           seed: int = 0) -> pd.DataFrame:
+                           facts: str = "random", seed: int = 0) -> pd.DataFrame:
     """How often ``m`` known ratings re-identify a user, for each ``m`` in ``n_known``.
 
     ``n_targets`` users are drawn at random (seeded) among those with at least ``max(n_known)``
-    ratings; for each target and ``m`` the adversary knows ``m`` of the target's ratings drawn at
-    random (the same draw for every ``m``, prefixes of one permutation), exactly as recorded (the
-    tolerances then widen the match). Returns one row per ``m``: ``reidentified`` (share of
-    targets whose candidate set is exactly themselves), ``median_candidates``, ``mean_candidates``.
+    ratings; for each target and ``m`` the adversary knows ``m`` of the target's ratings, exactly
+    as recorded (the tolerances then widen the match), the same ordering of them for every ``m``
+    (the ``m`` known are its first ``m``). ``facts`` chooses the ordering: ``"random"`` (a seeded
+    permutation), ``"most_popular"`` / ``"least_popular"`` (the target's items by their number of
+    ratings in ``ratings``, descending / ascending, ties in random order). Returns one row per
+    ``m``: ``reidentified`` (share of targets whose candidate set is exactly themselves),
+    ``median_candidates``, ``mean_candidates``.
     """
     _check_ratings(ratings, days_tolerance is not None)
     if not n_known or min(n_known) < 0:
         raise ValueError(f"n_known must list numbers of known ratings >= 0, got {n_known}")
+    if facts not in FACTS:
+        raise ValueError(f"facts must be one of {FACTS}, got {facts!r}")
     rng = np.random.default_rng(seed)
     per_user = ratings.groupby(USER).size()
     eligible = per_user.index[per_user >= max(n_known)].to_numpy()
@@ -97,8 +105,12 @@ def reidentification_curve(ratings: pd.DataFrame, n_known: list[int], n_targets:
     by_user = {u: g for u, g in ratings[ratings[USER].isin(targets)].groupby(USER)}
     found: dict[int, list[int]] = {m: [] for m in n_known}
     hit: dict[int, list[bool]] = {m: [] for m in n_known}
+    popularity = ratings.groupby(ITEM).size()
     for u in targets:
         mine = by_user[u].iloc[rng.permutation(len(by_user[u]))]
+        if facts != "random":
+            pop = mine[ITEM].map(popularity).to_numpy()
+            mine = mine.iloc[np.argsort(-pop if facts == "most_popular" else pop, kind="stable")]
         for m in n_known:
             c = index.candidates(mine.iloc[:m], rating_tolerance, days_tolerance)
             found[m].append(len(c))

@@ -7,7 +7,8 @@ from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.metrics import evaluate
 from recnb.privacy.laplace import (DPPopularityRecommender, advanced_composition, basic_composition,
-                                   bounded_item_counts, laplace_mechanism)
+                                   bounded_item_counts, composition_crossover, composition_table,
+                                   laplace_mechanism)
 
 
 @pytest.mark.parametrize("epsilon, sensitivity", [(0.5, 1.0), (2.0, 3.0)])
@@ -35,6 +36,43 @@ def test_composition_by_hand():
     # many small releases: advanced beats basic (10.0); a few large ones: it does not
     assert eps < basic_composition([0.1] * 100)[0]
     assert advanced_composition(1.0, k=3, delta_prime=1e-5)[0] > 3.0
+
+
+def first_crossing_by_search(epsilon, delta_prime, bound=100_000):
+    """The loop notebook 14 used: the first k whose advanced epsilon is below k * epsilon."""
+    return next(k for k in range(1, bound) if advanced_composition(epsilon, k, delta_prime)[0] < epsilon * k)
+
+
+def test_composition_crossover_by_hand_and_against_the_search():
+    # eps = 0.1, delta' = 1e-6: 2 ln(1e6) / (2 - e^0.1)^2 = 27.631 / 0.80072 = 34.51 -> k* = 35
+    assert composition_crossover(0.1, 1e-6) == 35
+    # eps = ln 1.5 (2 - e^eps = 1/2), delta' = 0.01: 2 ln(100) / 0.25 = 36.84 -> 37
+    assert composition_crossover(math.log(1.5), 0.01) == 37
+    for eps in (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.6):
+        for delta_prime in (1e-3, 1e-5, 1e-6, 1e-9):
+            k = composition_crossover(eps, delta_prime)
+            assert k == first_crossing_by_search(eps, delta_prime), (eps, delta_prime)
+            assert advanced_composition(eps, k, delta_prime)[0] < basic_composition([eps] * k)[0]
+            if k > 1:
+                assert advanced_composition(eps, k - 1, delta_prime)[0] >= basic_composition([eps] * (k - 1))[0]
+
+
+def test_composition_crossover_never_for_large_epsilon():
+    with pytest.raises(ValueError, match="never beats basic composition for epsilon >= ln 2"):
+        composition_crossover(0.7, 1e-6)
+    assert all(advanced_composition(0.7, k, 1e-6)[0] > 0.7 * k for k in (1, 10, 1000, 10**6))
+    with pytest.raises(ValueError, match="delta_prime"):
+        composition_crossover(0.1, 0.0)
+
+
+def test_composition_table_rows():
+    table = composition_table(0.1, [1, 30], 1e-6)
+    assert table.index.tolist() == [1, 30] and table.index.name == "releases"
+    assert table.loc[30, "basic ε"] == pytest.approx(3.0)
+    assert table.loc[30, "advanced ε"] == pytest.approx(math.sqrt(60 * math.log(1e6)) * 0.1 + 3 * math.expm1(0.1))
+    assert table.loc[1, "advanced δ"] == 1e-6
+    with pytest.raises(ValueError, match="releases"):
+        composition_table(0.1, [], 1e-6)
 
 
 def test_bounded_counts_and_dp_popularity():
