@@ -48,6 +48,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from recnb.data import sampling
 from recnb.data.schema import ITEM_IDX, RATING, USER_IDX, Split, dense_rows
 from recnb.math.ranking import PAD, rank
 
@@ -784,8 +785,9 @@ def sample_negatives(
 
     Held-out pairs: each test pair ``(u, i)`` whose item is not among ``u``'s training items (the
     relevance of :func:`relevance`), for the users in ``users`` (default ``split.test_users``).
-    Negatives: items ``u`` has in neither train nor test, drawn uniformly *with replacement*
-    (redrawing any interacted item) from a generator seeded with ``seed``. Returns
+    Negatives: items ``u`` has in neither train nor test, drawn uniformly *with replacement* by the
+    training sampler :func:`recnb.data.sampling.sample_negatives` (rejection: any interacted item
+    is redrawn) from a ``torch.Generator`` seeded with ``seed``. Returns
     ``(users (P,), items (P,), negatives (P, n_negatives))`` int64 arrays, pairs sorted by user then item.
     """
     if n_negatives < 1:
@@ -801,18 +803,12 @@ def sample_negatives(
         pair_u, pair_i = pair_u[keep], pair_i[keep]
     if len(pair_u) == 0:
         raise ValueError("no held-out (test, not seen in train) pair for the chosen users")
-    forbidden = np.unique(np.concatenate([train_key, test_key]))
-    per_user = np.bincount(forbidden // n_items, minlength=split.n_users)
-    full = np.flatnonzero(per_user[np.unique(pair_u)] >= n_items)
-    if len(full):
-        raise ValueError(f"user {np.unique(pair_u)[full[0]]} has interacted with every item: no negative to sample")
-    rng = np.random.default_rng(seed)
-    neg = rng.integers(0, n_items, size=(len(pair_u), n_negatives))
-    bad = np.isin(pair_u[:, None] * n_items + neg, forbidden)
-    while bad.any():
-        neg[bad] = rng.integers(0, n_items, size=int(bad.sum()))
-        bad = np.isin(pair_u[:, None] * n_items + neg, forbidden)
-    return pair_u, pair_i, neg
+    forbidden = np.concatenate([train_key, test_key])
+    interacted = sampling.PositiveSet(torch.from_numpy(forbidden // n_items), torch.from_numpy(forbidden % n_items),
+                                      split.n_users, n_items)
+    generator = torch.Generator().manual_seed(seed)
+    neg = sampling.sample_negatives(torch.from_numpy(pair_u), n_negatives, interacted, generator=generator)
+    return pair_u, pair_i, neg.numpy()
 
 
 def sampled_rank_metrics(

@@ -12,6 +12,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from recnb import metrics as M
+from recnb.data.sampling import PositiveSet, sample_negatives
 from recnb.data.schema import IdIndex, Split
 from recnb.math.ranking import PAD, rank
 
@@ -178,6 +179,21 @@ def test_sample_negatives_never_draws_an_interacted_item():
     same = M.sample_negatives(split, n_negatives=50, seed=3)[2]
     np.testing.assert_array_equal(neg, same)
     assert M.sample_negatives(split, 5, users=[1])[0].tolist() == [1]
+    # the training sampler's draws: same generator seed, same interacted set
+    interacted = PositiveSet(torch.tensor([0, 0, 0, 0, 1, 1, 2]), torch.tensor([0, 1, 2, 3, 0, 4, 5]), 3, 6)
+    again = sample_negatives(torch.tensor([0, 0, 1]), 50, interacted, generator=torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(neg, again.numpy())
+
+
+def test_sample_negatives_names_a_user_with_nothing_left_to_draw():
+    split = _split()
+    full = pd.DataFrame({"user_idx": [1] * 4, "item_idx": [1, 2, 3, 5]})  # with train {0} and test {4}: all 6
+    full["user_id"], full["item_id"], full["rating"] = full["user_idx"], full["item_idx"], np.nan
+    crowded = Split(pd.concat([split.train, full], ignore_index=True), split.test, split.users, split.items,
+                    split.items_frame, "crowded")
+    with pytest.raises(ValueError, match="user index 1 has no item left"):
+        M.sample_negatives(crowded, 5)
+    assert M.sample_negatives(crowded, 5, users=[0])[0].tolist() == [0, 0]  # user 0 still has items 4, 5
 
 
 def test_sampled_ranks_count_ties_against_the_item():
