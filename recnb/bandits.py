@@ -25,13 +25,21 @@ regret compares with the per-round best: ``R_T = Σ_t (max_a μ_a(x_t) − μ_{a
 
 Ties in an ``argmax`` go to the lowest arm index (``numpy.argmax``), so a policy is deterministic
 given its ``rng``.
+
+Reading runs: :class:`BanditRun` holds one policy's arms, rewards and regret;
+:func:`regret_summary` turns runs into one table; :func:`arm_gaps`,
+:func:`epsilon_greedy_regret_rate` and :func:`ucb1_play_bound` give the gaps ``Δ_a`` and the two
+rates the regret is compared with.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 
 def _check_positive_int(name: str, value: int) -> None:
@@ -236,3 +244,89 @@ def cumulative_regret(best_means: np.ndarray, chosen_means: np.ndarray) -> np.nd
     if (gap < -1e-12).any():
         raise ValueError("a chosen mean exceeds the best mean: best_means must be the per-round maximum")
     return np.cumsum(gap, axis=-1)
+
+
+@dataclass(frozen=True)
+class BanditRun:
+    """One policy's run: ``arms``, ``rewards`` and cumulative pseudo-``regret``, each ``(..., T)``.
+
+    Leading axes index independent runs (e.g. users), the last one the rounds.
+    """
+
+    arms: np.ndarray
+    rewards: np.ndarray
+    regret: np.ndarray
+
+
+def arm_gaps(means: np.ndarray) -> np.ndarray:
+    """``Δ_a = max_b μ_b − μ_a`` along the last axis (arms): ``(..., K)`` like ``means``, 0 for a best arm."""
+    means = np.asarray(means, dtype=np.float64)
+    if means.ndim == 0 or means.shape[-1] == 0:
+        raise ValueError(f"means must be a (..., K) array of arm means with K >= 1, got shape {means.shape}")
+    return means.max(axis=-1, keepdims=True) - means
+
+
+def epsilon_greedy_regret_rate(means: np.ndarray, epsilon: float) -> np.ndarray:
+    """Regret per round that fixed ε-greedy's exploration alone costs: ``ε · (1/K) Σ_a Δ_a``.
+
+    In a share ``ε`` of the rounds it plays a uniform arm, losing ``Δ_a`` on arm ``a``; even with a
+    perfect greedy choice the rest of the time, ``R_T ≥ ε T · mean_a Δ_a``: linear in ``T``.
+    ``means`` ``(..., K)``; returns ``(...)`` (a 0-d array for one bandit).
+    """
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
+    return epsilon * arm_gaps(means).mean(axis=-1)
+
+
+def ucb1_play_bound(means: np.ndarray, horizon: int) -> np.ndarray:
+    """Auer et al.'s (2002, Theorem 1) bound on UCB1's expected plays of each bad arm in ``T`` rounds.
+
+    .. math::  \\mathbb{E}[N_a(T)] \\le \\frac{8 \\ln T}{\\Delta_a^2} + 1 + \\frac{\\pi^2}{3}
+               \\qquad (\\Delta_a > 0).
+
+    ``means`` ``(..., K)`` arm means in ``[0, 1]``, ``horizon`` ``T``. Returns ``(..., K)``; NaN for a
+    best arm (``Δ_a = 0``: the theorem says nothing about it).
+    """
+    _check_positive_int("horizon", horizon)
+    gaps = arm_gaps(means)
+    bound = np.full(gaps.shape, np.nan)
+    bad = gaps > 0
+    bound[bad] = 8.0 * np.log(horizon) / gaps[bad] ** 2 + 1.0 + np.pi**2 / 3.0
+    return bound
+
+
+def regret_summary(runs: Mapping[str, BanditRun], tail: float = 0.1) -> pd.DataFrame:
+    """One row per policy of ``runs``: how its regret grows, and the clicks it collected.
+
+    Each run's ``regret`` ``(..., T)`` is first averaged over its leading axes (users), giving the
+    mean curve ``R_t``. With ``h = ⌊T/2⌋`` and ``m = max(1, round(tail · T))`` the columns are
+
+    - ``R_T``, ``R_T/2`` (``= R_h``) and ``R_T − R_T/2``;
+    - ``second / first half`` ``= (R_T − R_h) / R_h`` (NaN when ``R_h = 0``): near 1 when the regret
+      grows linearly, near 0 when it has flattened;
+    - ``regret per round, last {tail}`` ``= (R_T − R_{T−m}) / m``: the current loss rate;
+    - ``clicks per round``: the mean of ``rewards`` over every run and round.
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one {name: BanditRun}")
+    if not 0.0 < tail <= 1.0:
+        raise ValueError(f"tail must be a share of the rounds in (0, 1], got {tail}")
+    rows = {}
+    for name, run in runs.items():
+        regret = np.asarray(run.regret, dtype=np.float64)
+        if regret.ndim == 0 or regret.shape[-1] < 2:
+            raise ValueError(f"run {name!r}: regret must be (..., T) with T >= 2 rounds, got shape {regret.shape}")
+        r = regret.reshape(-1, regret.shape[-1]).mean(axis=0)
+        n_rounds = len(r)
+        half, m = n_rounds // 2, max(1, int(round(tail * n_rounds)))
+        first, second = r[half - 1], r[-1] - r[half - 1]
+        before_tail = r[-m - 1] if m < n_rounds else 0.0
+        rows[name] = {
+            "R_T": r[-1],
+            "R_T/2": first,
+            "R_T − R_T/2": second,
+            "second / first half": second / first if first > 0 else np.nan,
+            f"regret per round, last {tail:.0%}": (r[-1] - before_tail) / m,
+            "clicks per round": float(np.mean(run.rewards)),
+        }
+    return pd.DataFrame(rows).T

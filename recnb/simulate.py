@@ -13,7 +13,8 @@ Three simulations:
   probability ``μ_uc = mean_{i ∈ c} sigmoid(s_ui − 1.5)`` (:func:`category_click_means`).
 - **Cold start** (:func:`cold_start_curve`): quality of a model's top-k for new users as a function
   of how many of their interactions it has seen (:func:`reveal_history`), measured against the
-  truth (:func:`truth_quality`); an onboarding prior (:class:`OnboardingRecommender`).
+  truth (:func:`truth_quality`), between the click rates of the best and of a random list
+  (:func:`oracle_click_rates`); an onboarding prior (:class:`OnboardingRecommender`).
 - **Feedback loop** (:func:`run_feedback_loop`): recommend → users respond from their true tastes
   → clicked items appended to the log → model refitted (or fine-tuned, :class:`WarmStartEmbedding`)
   → repeat, with per-round utility, offline NDCG, exposure Gini, coverage and taste alignment.
@@ -26,14 +27,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any, Self
+from dataclasses import replace
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
 import torch
 
-from recnb.bandits import Policy, cumulative_regret
+from recnb.bandits import BanditRun, Policy, cumulative_regret
 from recnb.data import synthetic
 from recnb.data.analysis import gini
 from recnb.data.schema import EVENT, ITEM, ITEM_IDX, RATING, SESSION, TIME, USER, USER_IDX, Split, dense_rows
@@ -72,16 +73,41 @@ def category_click_means(truth: dict[str, Any], users: np.ndarray) -> np.ndarray
     return (p @ onehot) / onehot.sum(axis=0)
 
 
+class ClickRateBracket(NamedTuple):
+    """The two click rates every list's click rate lies between (:func:`oracle_click_rates`)."""
+
+    oracle: float
+    random: float
+
+
+def oracle_click_rates(truth: dict[str, Any], k: int, users: np.ndarray | None = None, batch_size: int = 1024) -> ClickRateBracket:
+    """The best and the random list's expected clicks per slot, averaged over ``users`` (default: all).
+
+    With ``p_ui = sigmoid(s_ui − 1.5)`` and ``B_u`` the user's ``k`` items of largest ``p_ui``:
+
+    - ``oracle = mean_u (1/k) Σ_{i ∈ B_u} p_ui``: a list of the ``k`` truly best items (seen or not);
+    - ``random = mean_u mean_i p_ui``: an item drawn uniformly from the catalogue.
+
+    Users are scored ``batch_size`` at a time (memory ``batch_size × n_items``). Returns
+    ``ClickRateBracket(oracle, random)``.
+    """
+    n_users, n_items = len(truth["user_taste"]), len(truth["item_category"])
+    users = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
+    if users.ndim != 1 or len(users) == 0:
+        raise ValueError(f"users must be a non-empty 1-d array of user indices, got shape {users.shape}")
+    if not 1 <= k <= n_items:
+        raise ValueError(f"k must lie in 1..{n_items} (the shop's items), got {k}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    best_sum = random_sum = 0.0
+    for start in range(0, len(users), batch_size):
+        p = click_probability(_true_affinity(truth, users[start : start + batch_size]))
+        best_sum += np.partition(p, n_items - k, axis=1)[:, n_items - k :].mean(axis=1).sum()
+        random_sum += p.mean(axis=1).sum()
+    return ClickRateBracket(float(best_sum / len(users)), float(random_sum / len(users)))
+
+
 # --- bandits against simulated users ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BanditRun:
-    """One policy's run: ``arms``, ``rewards`` and cumulative pseudo-``regret``, each ``(..., T)``."""
-
-    arms: np.ndarray
-    rewards: np.ndarray
-    regret: np.ndarray
 
 
 def _check_means(means: np.ndarray) -> np.ndarray:
@@ -268,27 +294,38 @@ def cold_start_curve(
     users: np.ndarray,
     history_sizes: list[int],
     k: int = 10,
+    batch_size: int = 1024,
 ) -> pd.DataFrame:
     """Truth-measured quality of each model for new ``users`` who have ``n`` interactions, per ``n``.
 
     For every ``n`` in ``history_sizes``: ``reveal_history(split, users, n)``, ``fit_models`` returns
     ``{name: recommender fitted on it}`` (one call, so models can share fitted components), and each
-    one's top-``k`` for ``users`` is scored with :func:`truth_quality`. Every user must have at least ``max(history_sizes)`` training rows (so
-    the same users are compared at every ``n``). Returns one row per ``(model, n)``: mean
-    ``click_rate`` and ``true_ndcg`` over the users.
+    one's top-``k`` for ``users`` is scored with :func:`truth_quality`, ``batch_size`` users at a
+    time (memory ``batch_size × n_items``). Every user must have at least ``max(history_sizes)``
+    training rows (so the same users are compared at every ``n``). Returns one row per
+    ``(model, n)``: mean ``click_rate`` and ``true_ndcg`` over the users.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     users = np.asarray(users, dtype=np.int64)
     have = split.user_counts()[users]
     if (have < max(history_sizes)).any():
         raise ValueError(f"every user needs >= max(history_sizes) = {max(history_sizes)} training rows; "
                          f"user {users[have < max(history_sizes)][0]} has {have.min()}")
-    aff = _true_affinity(truth, users)
     rows = []
     for n in history_sizes:
         revealed = reveal_history(split, users, n)
-        seen = dense_rows(revealed.seen_csr(), users)
-        for name, model in fit_models(revealed).items():
-            q = truth_quality(model.recommend(users, k=k).indices, aff, seen, k)
+        models = fit_models(revealed)
+        ranked = {name: model.recommend(users, k=k, batch_size=batch_size).indices for name, model in models.items()}
+        quality: dict[str, list[pd.DataFrame]] = {name: [] for name in models}
+        for start in range(0, len(users), batch_size):
+            batch = slice(start, start + batch_size)
+            aff = _true_affinity(truth, users[batch])
+            seen = dense_rows(revealed.seen_csr(), users[batch])
+            for name in models:
+                quality[name].append(truth_quality(ranked[name][batch], aff, seen, k))
+        for name, parts in quality.items():
+            q = pd.concat(parts, ignore_index=True)
             rows.append({"model": name, "n": n, "click_rate": q["click_rate"].mean(), "true_ndcg": q["true_ndcg"].mean()})
     return pd.DataFrame(rows)
 

@@ -4,7 +4,18 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recnb.bandits import UCB1, EpsilonGreedy, LinUCB, ThompsonSampling, cumulative_regret
+from recnb.bandits import (
+    UCB1,
+    BanditRun,
+    EpsilonGreedy,
+    LinUCB,
+    ThompsonSampling,
+    arm_gaps,
+    cumulative_regret,
+    epsilon_greedy_regret_rate,
+    regret_summary,
+    ucb1_play_bound,
+)
 
 
 def _play(policy, means, n_rounds, seed):
@@ -109,7 +120,7 @@ def test_ucb_regret_sublinear_and_fixed_epsilon_linear():
     second, first = reg_eps[-1] - reg_eps[h - 1], reg_eps[h - 1]
     assert 0.8 < second / first < 1.25
     # the fixed-ε loss rate is ε · mean gap in the long run
-    assert second / h == pytest.approx(0.2 * np.mean(means.max() - means), rel=0.25)
+    assert second / h == pytest.approx(epsilon_greedy_regret_rate(means, 0.2), rel=0.25)
     assert reg_ucb[-1] < reg_eps[-1]
 
 
@@ -142,3 +153,57 @@ def test_cumulative_regret_and_errors():
         UCB1(2).update(5, 1.0)
     with pytest.raises(ValueError, match="epsilon"):
         EpsilonGreedy(2, epsilon=1.5)
+
+
+def test_gaps_and_rates_by_hand():
+    means = np.array([[0.2, 0.5, 0.3], [0.4, 0.4, 0.1]])
+    np.testing.assert_allclose(arm_gaps(means), [[0.3, 0.0, 0.2], [0.0, 0.0, 0.3]])
+    np.testing.assert_allclose(epsilon_greedy_regret_rate(means, 0.1), [0.1 * 0.5 / 3, 0.1 * 0.3 / 3])
+    assert float(epsilon_greedy_regret_rate(means[0], 0.3)) == pytest.approx(0.3 * 0.5 / 3)
+    bound = ucb1_play_bound(means, 100)
+    c = 1 + math.pi**2 / 3
+    expected = [[8 * math.log(100) / 0.09 + c, np.nan, 8 * math.log(100) / 0.04 + c],
+                [np.nan, np.nan, 8 * math.log(100) / 0.09 + c]]
+    np.testing.assert_allclose(bound, expected)  # NaN where the arm is a best arm (ties included)
+    with pytest.raises(ValueError, match="horizon"):
+        ucb1_play_bound(means, 0)
+    with pytest.raises(ValueError, match="epsilon"):
+        epsilon_greedy_regret_rate(means, 2.0)
+    with pytest.raises(ValueError, match="means"):
+        arm_gaps(np.zeros((2, 0)))
+
+
+def test_regret_summary_by_hand():
+    # two users, T = 4: mean curve R_t = [0, 1, 2, 3]; a stream run (one axis) with R_t = [0.5, 0.5, 0.5, 0.5]
+    users = BanditRun(arms=np.zeros((2, 4)), rewards=np.array([[1, 0, 0, 1], [0, 0, 0, 1.0]]),
+                      regret=np.array([[0.0, 1, 1, 2], [0, 1, 3, 4]]))
+    stream = BanditRun(arms=np.zeros(4), rewards=np.ones(4), regret=np.full(4, 0.5))
+    table = regret_summary({"users": users, "stream": stream}, tail=0.25)
+    assert list(table.index) == ["users", "stream"]
+    assert list(table.columns) == ["R_T", "R_T/2", "R_T − R_T/2", "second / first half",
+                                   "regret per round, last 25%", "clicks per round"]
+    # h = 2: R_h = R_2 = 1; the last 25% is m = 1 round: R_4 − R_3
+    np.testing.assert_allclose(table.loc["users"], [3.0, 1.0, 2.0, 2.0, 1.0, 3 / 8])
+    np.testing.assert_allclose(table.loc["stream"], [0.5, 0.5, 0.0, 0.0, 0.0, 1.0])
+    # the whole horizon as tail: (R_T − R_0) / T with R_0 = 0
+    assert regret_summary({"users": users}, tail=1.0).iloc[0, 4] == pytest.approx(3 / 4)
+    # no regret in the first half: the ratio is undefined
+    flat = BanditRun(np.zeros(4), np.zeros(4), np.array([0.0, 0.0, 0.1, 0.2]))
+    assert np.isnan(regret_summary({"flat": flat}).loc["flat", "second / first half"])
+
+
+def test_regret_summary_matches_the_played_regret():
+    means = np.array([0.2, 0.35, 0.5])
+    chosen = np.stack([_play(EpsilonGreedy(3, 0.2), means, 200, s) for s in range(3)])
+    regret = cumulative_regret(means.max(), chosen)
+    row = regret_summary({"eps": BanditRun(np.zeros_like(chosen), chosen, regret)}, tail=0.1).loc["eps"]
+    r = regret.mean(0)
+    assert row["R_T"] == pytest.approx(r[-1])
+    assert row["second / first half"] == pytest.approx((r[-1] - r[99]) / r[99])
+    assert row["regret per round, last 10%"] == pytest.approx(np.mean(means.max() - chosen[:, -20:]))
+    with pytest.raises(ValueError, match="tail"):
+        regret_summary({"eps": BanditRun(chosen, chosen, regret)}, tail=0.0)
+    with pytest.raises(ValueError, match="T >= 2"):
+        regret_summary({"one": BanditRun(np.zeros(1), np.zeros(1), np.zeros(1))})
+    with pytest.raises(ValueError, match="at least one"):
+        regret_summary({})

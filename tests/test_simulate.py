@@ -19,6 +19,7 @@ from recnb.simulate import (
     greedy_policy,
     mmr_policy,
     onboarding_picks,
+    oracle_click_rates,
     respond,
     reveal_history,
     run_contextual_bandit,
@@ -65,6 +66,21 @@ def test_category_click_means_by_loop(shop):
     for r in range(2):
         for c in range(4):
             assert got[r, c] == pytest.approx(np.mean(1 / (1 + np.exp(-(aff[r, cat == c] - 1.5)))), rel=1e-5)
+
+
+def test_oracle_click_rates_against_dense(shop):
+    p = click_probability(_affinity(shop.truth, np.arange(60)))
+    dense = (np.sort(p, axis=1)[:, -5:].mean(1).mean(), p.mean())
+    for batch_size in (7, 60, 1024):
+        np.testing.assert_allclose(oracle_click_rates(shop.truth, 5, batch_size=batch_size), dense, rtol=1e-5)
+    some = np.array([3, 10, 41])
+    got = oracle_click_rates(shop.truth, 1, users=some, batch_size=2)
+    assert got.oracle == pytest.approx(p[some].max(1).mean(), rel=1e-5)
+    assert got.random == pytest.approx(p[some].mean(), rel=1e-5)
+    with pytest.raises(ValueError, match="k must"):
+        oracle_click_rates(shop.truth, 41)
+    with pytest.raises(ValueError, match="batch_size"):
+        oracle_click_rates(shop.truth, 5, batch_size=0)
 
 
 def test_truth_quality_by_hand():
@@ -228,5 +244,9 @@ def test_cold_start_curve(shop, split):
     ranked = PopularityRecommender().fit(revealed).recommend(users, k=5).indices.numpy()
     p = click_probability(np.take_along_axis(_affinity(shop.truth, users), ranked, 1))
     assert curve["click_rate"].iloc[0] == pytest.approx(p.mean(), rel=1e-5)
+    # scored 3 users at a time: the same table
+    pd.testing.assert_frame_equal(cold_start_curve(split, shop.truth, fit_models, users, [0, 3], k=5, batch_size=3), curve)
     with pytest.raises(ValueError, match="history_sizes"):
         cold_start_curve(split, shop.truth, fit_models, users, [0, 1000])
+    with pytest.raises(ValueError, match="batch_size"):
+        cold_start_curve(split, shop.truth, fit_models, users, [0], batch_size=0)
