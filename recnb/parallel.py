@@ -57,8 +57,13 @@ def shard_batch(batch: Batch, world_size: int) -> list[Batch]:
 def shard_gradients(loss: Callable[[Batch], torch.Tensor], params: Sequence[torch.Tensor], batch: Batch,
                     world_size: int) -> list[list[torch.Tensor]]:
     """The gradients ``g_r = ∇ loss(B_r)`` each of ``world_size`` ranks would compute on its shard
-    of ``batch`` (:func:`shard_batch`), by autograd: ``W`` lists, one tensor per parameter."""
-    return [list(torch.autograd.grad(loss(shard), list(params))) for shard in shard_batch(batch, world_size)]
+    of ``batch`` (:func:`shard_batch`), by autograd: ``W`` lists, one dense tensor per parameter.
+
+    A sparse gradient (``nn.Embedding(sparse=True)``: only the rows the shard used) is returned
+    dense, zeros elsewhere, so that gradients can be averaged and compared entry by entry.
+    """
+    return [[g.to_dense() if g.is_sparse else g for g in torch.autograd.grad(loss(shard), list(params))]
+            for shard in shard_batch(batch, world_size)]
 
 
 def effective_batch_size(batch_size: int, world_size: int, accumulate_grad_batches: int = 1) -> int:
@@ -69,6 +74,21 @@ def effective_batch_size(batch_size: int, world_size: int, accumulate_grad_batch
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return batch_size * world_size * accumulate_grad_batches
+
+
+def steps_per_epoch(n_rows: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimiser steps in one epoch of ``n_rows`` rows on ``world_size`` ranks with per-rank batches of ``batch_size``.
+
+    Each rank gets ``⌈n_rows / W⌉`` rows (the epoch is padded to a multiple of ``W``, as
+    ``DistributedSampler`` does) and cuts them into batches, the last one possibly short:
+    ``⌈⌈n_rows / W⌉ / b⌉`` steps -- about ``W`` times fewer than on one process.
+    """
+    for name, value in (("batch_size", batch_size), ("world_size", world_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(n_rows, int) or n_rows < 0:
+        raise ValueError(f"n_rows must be a non-negative integer, got {n_rows!r}")
+    return math.ceil(math.ceil(n_rows / world_size) / batch_size)
 
 
 def scaled_lr(lr: float, world_size: int, rule: str = "linear") -> float:

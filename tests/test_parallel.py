@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from recnb.parallel import allreduce_mean, effective_batch_size, scaled_lr, shard_batch, shard_gradients
+from recnb.parallel import allreduce_mean, effective_batch_size, scaled_lr, shard_batch, shard_gradients, steps_per_epoch
 from recnb.profiling import csr_bytes, dense_matrix_bytes, measure, peak_rss_bytes, reset_peak_rss
 
 
@@ -91,3 +91,39 @@ def test_memory_arithmetic_matches_numpy_and_scipy():
     assert dense_matrix_bytes(200_000, 50_000) == 40_000_000_000
     with pytest.raises(ValueError, match="nnz must be a non-negative integer"):
         csr_bytes(3, -1)
+
+
+@pytest.mark.parametrize("n_rows, batch_size, world, expected", [(10, 4, 1, 3), (10, 4, 2, 2), (9, 5, 2, 1), (17, 4, 4, 2)])
+def test_steps_per_epoch_counts_the_sampler_batches(n_rows, batch_size, world, expected):
+    from recnb.data.datamodule import ShardedBatchSampler
+
+    assert steps_per_epoch(n_rows, batch_size, world) == expected  # ⌈⌈n/W⌉/b⌉ by hand
+    for rank in range(world):
+        sampler = ShardedBatchSampler(n_rows, batch_size, num_replicas=world, rank=rank)
+        assert len(list(sampler)) == len(sampler) == expected
+
+
+def test_steps_per_epoch_bad_input():
+    assert steps_per_epoch(0, 8, 2) == 0
+    with pytest.raises(ValueError, match="world_size must be a positive integer"):
+        steps_per_epoch(10, 4, 0)
+    with pytest.raises(ValueError, match="n_rows must be a non-negative integer"):
+        steps_per_epoch(-1, 4)
+
+
+def test_shard_gradients_of_a_sparse_embedding_are_dense_and_exact():
+    table = torch.nn.Embedding(6, 3, sparse=True)
+    batch = {"row": torch.tensor([0, 2, 2, 5])}
+
+    def loss(b):
+        return (table(b["row"]) ** 2).sum(dim=1).mean()
+
+    (g0,), (g1,) = shard_gradients(loss, [table.weight], batch, 2)
+    assert not g0.is_sparse and g0.shape == (6, 3)
+    w = table.weight.detach()
+    expected0 = torch.zeros(6, 3)
+    expected0[0], expected0[2] = w[0], w[2]  # d/dw mean(‖w_0‖², ‖w_2‖²) = (2 w / 2) on each row used
+    torch.testing.assert_close(g0, expected0)
+    torch.testing.assert_close(g1[2], w[2])
+    torch.testing.assert_close(g1[5], w[5])
+    assert g1[[0, 1, 3, 4]].abs().sum() == 0

@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from recnb.data.sampling import PositiveSet, check_feasible, sample_negatives
 from recnb.data.schema import ITEM_IDX, RATING, USER_IDX, Split, dense_rows
 from recnb.data.validation import check_seed
+from recnb.parallel import steps_per_epoch
 
 
 class BatchKey(NamedTuple):
@@ -102,7 +103,7 @@ class ShardedBatchSampler(DistributedSampler):
             yield BatchKey(self.epoch, self.rank, number, rows[start : start + self.batch_size])
 
     def __len__(self) -> int:
-        return -(-self.num_samples // self.batch_size)
+        return steps_per_epoch(self.n_rows, self.batch_size, self.num_replicas)
 
 
 class _TrainBatches(Dataset):
