@@ -1,175 +1,85 @@
 """Why was this item recommended? Exact score decompositions, as a table and as sentences.
 
 004 §6.4.4 asks for explainable recommendations. For the neighbourhood and content models the
-score *is* a sum over evidence, so an explanation can be exact: each term below is one
-contributor's share of the score, and the terms of an item add up to ``model.score`` exactly.
+score *is* a sum over evidence, so an explanation can be exact: each model that can decompose its
+score has a ``contributions(user, items)`` method returning one row per term, and the terms of an
+item add up to ``model.score`` exactly. The models own their formulas:
 
-- :class:`~recnb.models.knn.ItemKNN` (binary): ``score(u, i) = Σ_j W_ij r_uj``: the term of
-  training item ``j`` is ``W_ij r_uj`` (its similarity to ``i`` times the user's value for it).
-  With ratings: ``r̂_ui = r̄_i + Σ_j W_ij (r_uj − r̄_j) / Σ_{j rated} |W_ij|``: an ``item_mean`` term
-  ``r̄_i`` plus one term per rated item (the mean alone when no neighbour of ``i`` was rated).
-- :class:`~recnb.models.knn.UserKNN` (binary): ``score(u, i) = Σ_v W_uv r_vi``: the term of
-  neighbour ``v`` is ``W_uv r_vi``. With ratings: a ``user_mean`` term ``r̄_u`` plus
-  ``W_uv (r_vi − r̄_v) / Σ_{v rated i} |W_uv|`` per neighbour.
-- :class:`~recnb.models.content.ContentRecommender` (``method="item"``):
-  ``score(u, i) = Σ_j sim(i, j) R_uj / Z_u(i)``, one term per training item.
-- :class:`~recnb.models.hybrid.HybridRecommender`: ``score = α_u norm(s_cf)(i) + (1 − α_u) norm(s_cb)(i)``:
-  a ``cf`` term and a ``content`` term (explain the components themselves for their evidence).
+- :meth:`recnb.models.knn.ItemKNN.contributions`: ``W_ij r_uj`` per training item ``j`` of the user
+  (binary), or an ``item_mean`` row ``r̄_i`` plus mean-centred terms (ratings);
+- :meth:`recnb.models.knn.UserKNN.contributions`: ``W_uv r_vi`` per neighbour ``v`` (binary), or a
+  ``user_mean`` row ``r̄_u`` plus mean-centred terms (ratings);
+- :meth:`recnb.models.content.ContentRecommender.contributions` (``method="item"``):
+  ``sim(i, j) R_uj / Z_u(i)`` per training item;
+- :meth:`recnb.models.hybrid.HybridRecommender.contributions`: a ``cf`` term ``α_u norm(s_cf)(i)``
+  and a ``content`` term ``(1 − α_u) norm(s_cb)(i)`` (explain the components for their evidence).
 
-:func:`contributions` returns every non-zero term; :func:`explain` keeps the largest ``top`` per
-recommended item and folds the rest into one ``others`` row, so each item's rows still sum to
-its score; :func:`sentences` renders them.
+This module formats them: :func:`contributions` adds each item's score and orders the terms;
+:func:`explain` keeps the largest ``top`` per recommended item and folds the rest into one
+``others`` row, so each item's rows still sum to its score; :func:`sentences` renders them;
+:func:`max_residual` measures how exactly a table adds up.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 
-from recnb.math.blend import normalise as normalise_rows
-from recnb.math.ranking import PAD, item_indices
+from recnb.math.ranking import PAD
 from recnb.models.base import Recommender, as_user_tensor
 
 #: contributor index of the rows that are not one training item or neighbour
 NO_CONTRIBUTOR = PAD
 
+#: the columns of a model's ``contributions(user, items)`` frame
+TERMS = ["item", "source", "contributor", "similarity", "value", "contribution"]
 COLUMNS = ["user", "item", "score", "source", "contributor", "similarity", "value", "contribution"]
 
 
-def _rows(matrix: Any, rows: Sequence[int] | np.ndarray) -> torch.Tensor:
-    """Rows of a dense tensor/array or a scipy-sparse matrix as a dense float64 tensor."""
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-    if sp.issparse(matrix):
-        return torch.from_numpy(sp.csr_matrix(matrix)[rows].toarray().astype(np.float64))
-    return torch.as_tensor(np.asarray(matrix) if not isinstance(matrix, torch.Tensor) else matrix)[torch.as_tensor(rows)].double()
-
-
-def _cols(matrix: Any, cols: Sequence[int] | np.ndarray) -> torch.Tensor:
-    """Columns of a dense tensor/array or a scipy-sparse matrix: ``(n_rows, len(cols))`` float64."""
-    cols = np.asarray(cols, dtype=np.int64).reshape(-1)
-    if sp.issparse(matrix):
-        return torch.from_numpy(sp.csc_matrix(matrix)[:, cols].toarray().astype(np.float64))
-    return torch.as_tensor(np.asarray(matrix) if not isinstance(matrix, torch.Tensor) else matrix)[:, torch.as_tensor(cols)].double()
-
-
-def _weights(model: Any) -> Any:
-    w = getattr(model, "weights_", None)
-    if w is None:
-        raise RuntimeError(f"{type(model).__name__} has no neighbour weights (weights_): fit it first")
-    return w
-
-
-def _terms(model: Recommender, user: int, items: torch.Tensor) -> list[tuple[int, str, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per recommended item: (item, source, contributors, similarities, values, contributions)."""
-    from recnb.models.content import ContentRecommender
-    from recnb.models.hybrid import HybridRecommender
-    from recnb.models.knn import ItemKNN, UserKNN
-
-    out = []
-    if isinstance(model, ItemKNN):
-        w = _rows(_weights(model), items.numpy())  # (k, n_items): W_ij
-        r = _rows(model.ratings_, [user])[0]  # r_uj
-        observed = r != 0
-        for a, i in enumerate(items.tolist()):
-            j = torch.nonzero((w[a] != 0) & observed).reshape(-1)
-            if model.values == "binary":
-                out.append((i, "item", j, w[a, j], r[j], w[a, j] * r[j]))
-                continue
-            mean_i, means_j = float(model.means_[i]), model.means_.double()[j]
-            den = w[a, j].abs().sum()
-            dev = r[j] - means_j
-            contrib = w[a, j] * dev / den if den > 0 else torch.zeros(len(j), dtype=torch.float64)
-            out.append((i, "item_mean", torch.tensor([NO_CONTRIBUTOR]), torch.tensor([float("nan")]), torch.tensor([mean_i]), torch.tensor([mean_i])))
-            out.append((i, "item", j, w[a, j], dev, contrib))
-    elif isinstance(model, UserKNN):
-        w = _rows(_weights(model), [user])[0]  # W_uv
-        r = _cols(model.ratings_, items.numpy())  # (n_users, k): r_vi
-        for a, i in enumerate(items.tolist()):
-            v = torch.nonzero((w != 0) & (r[:, a] != 0)).reshape(-1)
-            if model.values == "binary":
-                out.append((i, "neighbour", v, w[v], r[v, a], w[v] * r[v, a]))
-                continue
-            mean_u = float(model.means_[user])
-            den = w[v].abs().sum()
-            dev = r[v, a] - model.means_.double()[v]
-            contrib = w[v] * dev / den if den > 0 else torch.zeros(len(v), dtype=torch.float64)
-            out.append((i, "user_mean", torch.tensor([NO_CONTRIBUTOR]), torch.tensor([float("nan")]), torch.tensor([mean_u]), torch.tensor([mean_u])))
-            out.append((i, "neighbour", v, w[v], dev, contrib))
-    elif isinstance(model, ContentRecommender):
-        if model.method != "item":
-            raise ValueError("only ContentRecommender(method='item') is a sum over the user's items; method='profile' is a cosine")
-        sim = _rows(model.similarity_, items.numpy())
-        r = _rows(model.ratings_, [user])[0]
-        observed = r != 0
-        for a, i in enumerate(items.tolist()):
-            if model.normalise == "none":
-                z = torch.tensor(1.0, dtype=torch.float64)
-            elif model.normalise == "count":
-                z = observed.sum().clamp(min=1).double()
-            else:
-                z = (sim[a].abs() * observed).sum()
-            j = torch.nonzero((sim[a] != 0) & observed).reshape(-1)
-            contrib = sim[a, j] * r[j] / z if z > 0 else torch.zeros(len(j), dtype=torch.float64)
-            out.append((i, "item", j, sim[a, j], r[j], contrib))
-    elif isinstance(model, HybridRecommender):
-        u = torch.tensor([user])
-        alpha = model.alpha
-        if model.cold_alpha is not None and bool(model.is_cold(u)[0]):
-            alpha = model.cold_alpha
-        s_cf = normalise_rows(model.cf.score(u).double(), model.normalise)[0, items]
-        s_cb = normalise_rows(model.content.score(u).double(), model.normalise)[0, items]
-        none = torch.tensor([NO_CONTRIBUTOR])
-        for a, i in enumerate(items.tolist()):
-            out.append((i, "cf", none, torch.tensor([float("nan")]), s_cf[a : a + 1], alpha * s_cf[a : a + 1]))
-            out.append((i, "content", none, torch.tensor([float("nan")]), s_cb[a : a + 1], (1 - alpha) * s_cb[a : a + 1]))
-    else:
-        raise TypeError(
-            f"cannot decompose the score of {type(model).__name__}: explanations exist for ItemKNN, UserKNN, "
-            "ContentRecommender(method='item') and HybridRecommender"
-        )
-    return out
-
-
 def contributions(model: Recommender, user: int, items: Sequence[int] | np.ndarray | torch.Tensor) -> pd.DataFrame:
-    """Every non-zero term of ``model.score(user)[i]`` for each ``i`` in ``items`` (see the module docstring).
+    """Every non-zero term of ``model.score(user)[i]`` for each ``i`` in ``items``, from ``model.contributions``.
 
     Columns: ``user``, ``item``, ``score`` (the model's score of the item), ``source``
     (``"item"``: a training item of the user, ``"neighbour"``: a similar user, ``"item_mean"`` /
     ``"user_mean"``: the mean rating a rating prediction starts from, ``"cf"`` / ``"content"``: the
-    hybrid's two parts), ``contributor`` (item or user index; ``-1`` for means and hybrid parts), ``similarity`` (``W`` or ``sim``; NaN where none),
-    ``value`` (the rating, deviation or normalised component score it multiplies) and
-    ``contribution``. Per item, ``contribution`` sums to ``score``. Sorted by item (in the order
-    given), then by decreasing contribution.
+    hybrid's two parts), ``contributor`` (item or user index; ``-1`` for means and hybrid parts),
+    ``similarity`` (``W`` or ``sim``; NaN where none), ``value`` (the rating, deviation or
+    normalised component score it multiplies) and ``contribution``. Per item, ``contribution``
+    sums to ``score``. Sorted by item (in the order given), then by decreasing contribution.
     """
-    model._check_fitted()
-    user = int(as_user_tensor([user], model.n_users_)[0])
-    idx = item_indices(items, model.n_items_, "items")
-    with torch.no_grad():
-        score = model.score(torch.tensor([user]))[0].double()
-    order = {i: n for n, i in enumerate(idx.tolist())}
-    frames = []
-    for i, source, who, sim, value, contrib in _terms(model, user, idx):
-        frames.append(
-            pd.DataFrame(
-                {
-                    "user": user,
-                    "item": i,
-                    "score": float(score[i]),
-                    "source": source,
-                    "contributor": who.numpy().astype(np.int64),
-                    "similarity": sim.double().numpy(),
-                    "value": value.double().numpy(),
-                    "contribution": contrib.double().numpy(),
-                }
-            )
+    decompose = getattr(model, "contributions", None)
+    if not callable(decompose):
+        raise TypeError(
+            f"cannot decompose the score of {type(model).__name__}: explanations exist for models with a "
+            "contributions(user, items) method (ItemKNN, UserKNN, ContentRecommender(method='item'), HybridRecommender)"
         )
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    terms = decompose(user, items)  # checks the user and the items
+    missing = set(TERMS) - set(terms.columns)
+    if missing:
+        raise ValueError(f"{type(model).__name__}.contributions returned no column(s) {sorted(missing)}; expected {TERMS}")
+    user = int(user)
+    with torch.no_grad():
+        score = model.score(torch.tensor([user]))[0].double().numpy()
+    order = {i: n for n, i in enumerate(np.asarray(items).reshape(-1).tolist())}
+    frame = terms[TERMS].assign(user=user, score=score[terms["item"].to_numpy(np.int64)])
+    frame = frame.astype({"item": np.int64, "contributor": np.int64, "similarity": np.float64,
+                          "value": np.float64, "contribution": np.float64})
     frame = frame.assign(_pos=frame["item"].map(order)).sort_values(["_pos", "contribution"], ascending=[True, False], kind="stable")
     return frame.drop(columns="_pos").reset_index(drop=True)[COLUMNS]
+
+
+def max_residual(table: pd.DataFrame) -> float:
+    """``max_{u, i} |Σ contributions(u, i) − score(u, i)|`` over a :func:`contributions` or :func:`explain` table.
+
+    0 up to rounding when the terms are an exact decomposition; NaN for an empty table.
+    """
+    if not len(table):
+        return float("nan")
+    per_item = table.groupby(["user", "item"]).agg(score=("score", "first"), total=("contribution", "sum"))
+    return float((per_item["total"] - per_item["score"]).abs().max())
 
 
 def explain(model: Recommender, users: Sequence[int] | np.ndarray | torch.Tensor, k: int = 10, top: int = 3) -> pd.DataFrame:

@@ -61,10 +61,12 @@ __all__ = [
     "mmr",
     "category_distribution",
     "history_distribution",
+    "list_distribution",
     "kl_divergence",
     "calibrated",
     "threshold_curve",
     "taste_mass",
+    "distinct_categories",
 ]
 
 
@@ -214,6 +216,16 @@ def _check_weight(name: str, value: float) -> float:
     return float(value)
 
 
+def _check_ranked(ranked: torch.Tensor | np.ndarray, n_items: int) -> torch.Tensor:
+    """``ranked`` as a ``(U, k)`` int64 tensor of item indices in ``0..n_items - 1`` or ``PAD``."""
+    ranked = torch.as_tensor(ranked).long()
+    if ranked.ndim != 2:
+        raise ValueError(f"ranked must be (U, k) item indices, got shape {tuple(ranked.shape)}")
+    if ranked.numel() and (ranked.min() < PAD or ranked.max() >= n_items):
+        raise IndexError(f"ranked item indices must lie in 0..{n_items - 1} (or PAD={PAD}), got {ranked.min().item()}..{ranked.max().item()}")
+    return ranked
+
+
 def _picked(cand: Ranking, positions: torch.Tensor) -> Ranking:
     """The candidates at ``positions`` ``(U, k)`` (``-1`` = none) as a Ranking of items and base scores."""
     none = positions < 0
@@ -283,7 +295,12 @@ def _block(item_similarity: ItemSimilarity | torch.Tensor, items: torch.Tensor) 
 
 def category_distribution(item_categories: Sequence[int] | np.ndarray | torch.Tensor, n_categories: int | None = None) -> torch.Tensor:
     """``p(c|i)`` as an ``(n_items, C)`` float64 matrix: one-hot rows from 1-D integer codes, or
-    a given 2-D matrix whose rows are checked to be distributions (non-negative, summing to 1)."""
+    a given 2-D matrix whose rows are checked to be distributions (non-negative, summing to 1).
+
+    From codes, ``p(c|i) = 1[c_i = c]`` with ``C = n_categories`` (default: the largest code + 1):
+    the item-category indicator matrix, recnb's one way to build it (e.g. ``onehot.T @ S @ onehot``
+    sums a similarity ``S`` over pairs of categories).
+    """
     c = torch.as_tensor(np.asarray(item_categories) if not isinstance(item_categories, torch.Tensor) else item_categories)
     if c.ndim == 1:
         if torch.is_floating_point(c) or c.dtype == torch.bool:
@@ -320,6 +337,19 @@ def history_distribution(history: sp.spmatrix | torch.Tensor | np.ndarray, item_
     if num.shape[0] and (tot < 0).any():
         raise ValueError("history weights must be non-negative")
     return torch.where(tot > 0, num / torch.where(tot > 0, tot, torch.ones_like(tot)), torch.zeros_like(num))
+
+
+def list_distribution(ranked: torch.Tensor, item_dist: torch.Tensor) -> torch.Tensor:
+    """``q(c|u) = (1/|L_u|) Σ_{i∈L_u} p(c|i)``: the category mix of each list, ``(U, C)`` float64.
+
+    ``ranked``: ``(U, k)`` item indices (``PAD`` slots are not items of the list); ``item_dist``:
+    ``(n_items, C)`` from :func:`category_distribution`. An empty list gets the zero vector.
+    """
+    ranked = _check_ranked(ranked, item_dist.shape[0])
+    valid = (ranked != PAD).double()
+    total = (item_dist.double()[ranked.clamp(min=0)] * valid[:, :, None]).sum(dim=1)
+    m = valid.sum(dim=1, keepdim=True)
+    return total / m.clamp(min=1)
 
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
@@ -479,14 +509,23 @@ def taste_mass(ranked: torch.Tensor, item_category: Sequence[int] | np.ndarray, 
     next session (drawn from ``θ_u``): 1 when every item sits in a category the user always shops,
     ``1/C`` on average for random categories when tastes are uniform.
     """
-    ranked = torch.as_tensor(ranked).long()
     cat = torch.as_tensor(np.asarray(item_category)).long()
+    ranked = _check_ranked(ranked, len(cat))
     theta = torch.as_tensor(np.asarray(taste, dtype=np.float64))
-    if ranked.ndim != 2 or theta.ndim != 2 or theta.shape[0] != ranked.shape[0]:
+    if theta.ndim != 2 or theta.shape[0] != ranked.shape[0]:
         raise ValueError(f"ranked must be (U, k) and taste (U, C) for the same users, got {tuple(ranked.shape)} and {tuple(theta.shape)}")
-    if ranked.numel() and (ranked.min() < PAD or ranked.max() >= len(cat)):
-        raise IndexError(f"ranked item indices must lie in 0..{len(cat) - 1} (or PAD={PAD})")
     valid = ranked != PAD
     got = torch.gather(theta, 1, cat[ranked.clamp(min=0)])
     m = valid.sum(dim=1)
     return ((got * valid).sum(dim=1) / m.clamp(min=1)).masked_fill(m == 0, float("nan"))
+
+
+def distinct_categories(ranked: torch.Tensor, item_category: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
+    """How many categories each list spans: ``(U,)`` int64, ``n_u = |{c_i : i ∈ L_u}|`` (0 for an empty list).
+
+    ``ranked``: ``(U, k)`` item indices (``PAD`` slots skipped); ``item_category``: ``(n_items,)``
+    integer codes. It is the number of categories ``c`` with ``q(c|u) > 0`` in the list's category
+    mix (:func:`list_distribution` of the one-hot :func:`category_distribution`).
+    """
+    q = list_distribution(ranked, category_distribution(item_category))
+    return (q > 0).sum(dim=1)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from recnb.data.schema import IdIndex, Split
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
-from recnb.explain import contributions, explain, sentences
+from recnb.explain import contributions, explain, max_residual, sentences
 from recnb.models.content import ContentRecommender
 from recnb.models.hybrid import HybridRecommender
 from recnb.models.knn import ItemKNN, UserKNN
@@ -129,6 +129,16 @@ def test_unsupported_models_are_refused(shop):
         contributions(ContentRecommender("tfidf", method="profile").fit(shop), 0, [1])
     with pytest.raises(IndexError):
         contributions(ItemKNN().fit(shop), 0, [99])
+
+
+def test_max_residual_by_hand_and_on_explain_tables(shop):
+    table = pd.DataFrame({"user": [0, 0, 0, 1], "item": [4, 4, 5, 4], "score": [1.0, 1.0, 2.0, 0.5],
+                          "contribution": [0.75, 0.25, 1.5, 0.5]})
+    assert max_residual(table) == pytest.approx(0.5)  # user 0, item 5: 1.5 against 2.0
+    assert np.isnan(max_residual(table.iloc[:0]))
+    model = UserKNN(neighbours=5).fit(shop)
+    assert max_residual(explain(model, [0, 1, 2], k=5, top=1)) < 1e-5
+    assert max_residual(contributions(model, 3, range(shop.n_items))) < 1e-5
 
 
 @settings(max_examples=25, deadline=None)

@@ -21,7 +21,9 @@ from recnb.rerank import (
     calibrated,
     candidates,
     category_distribution,
+    distinct_categories,
     history_distribution,
+    list_distribution,
     kl_divergence,
     mmr,
     normalise_candidates,
@@ -308,3 +310,38 @@ def test_taste_mass_by_hand():
     assert math.isnan(got[2])
     with pytest.raises(ValueError, match="same users"):
         taste_mass(ranked, cats, taste[:2])
+
+
+def test_category_distribution_is_the_one_hot_indicator():
+    codes = np.array([2, 0, 2, 1])
+    want = np.zeros((4, 4))
+    want[np.arange(4), codes] = 1.0
+    assert torch.equal(category_distribution(codes, 4), torch.from_numpy(want))
+    assert category_distribution(codes).shape == (4, 3)
+    with pytest.raises(ValueError, match="n_categories=2"):
+        category_distribution(codes, 2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(0, 6))
+def test_distinct_categories_and_list_mix_match_the_loop(seed, k):
+    rng = np.random.default_rng(seed)
+    n_items, n_cat, n_users = 12, 4, 5
+    category = rng.integers(0, n_cat, n_items)
+    ranked = rng.integers(0, n_items, (n_users, k))
+    ranked[rng.random((n_users, k)) < 0.3] = PAD  # padded slots and empty lists
+    # the loop notebook 10 used to hold, and the list mix item by item
+    loop = [len(set(category[r[r >= 0]])) for r in ranked]
+    assert distinct_categories(torch.from_numpy(ranked), category).tolist() == loop
+    q = list_distribution(torch.from_numpy(ranked), category_distribution(category, n_cat))
+    for u, r in enumerate(ranked):
+        items = r[r >= 0]
+        want = np.bincount(category[items], minlength=n_cat) / max(len(items), 1)
+        assert q[u].numpy() == pytest.approx(want)
+
+
+def test_distinct_categories_rejects_bad_lists():
+    with pytest.raises(IndexError, match="0..2"):
+        distinct_categories(torch.tensor([[0, 3]]), [0, 1, 1])
+    with pytest.raises(ValueError, match=r"\(U, k\)"):
+        distinct_categories(torch.tensor([0, 1]), [0, 1, 1])

@@ -32,7 +32,7 @@ from its text alone, which is what collaborative filtering cannot do (the cold-s
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Literal, Self, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,7 @@ from recnb.math.ranking import Ranking, item_indices, rank
 from recnb.math.similarity import all_vs_all, normalize_rows
 from recnb.models.base import Recommender, Users, as_user_tensor
 from recnb.models.text_encoder import Encoder, TextEncoder, TfidfEncoder
+from recnb.rerank import category_distribution
 
 Normalise = Literal["none", "count", "similarity"]
 
@@ -200,6 +201,34 @@ class ContentRecommender(Recommender):
         # z = Σ_{j∈N_u} |sim(i, j)|
         return torch.where(z > 0, raw / torch.where(z > 0, z, torch.ones_like(z)), torch.zeros_like(raw))
 
+    def contributions(self, user: int, items: Sequence[int] | np.ndarray | torch.Tensor) -> pd.DataFrame:
+        """The terms of ``score(user)[i]`` for each ``i`` in ``items`` (``method="item"``): they add up to the score.
+
+        ``score(u, i) = Σ_{j∈N_u} sim(i, j) R_uj / Z_u(i)``: one term ``sim(i, j) R_uj / Z_u(i)``
+        per training item ``j`` of the user with ``sim(i, j) ≠ 0``. ``method="profile"`` is a
+        cosine, not a sum over the user's items, and is refused. Returns a frame with one row per
+        term: ``item``, ``source`` (``"item"``), ``contributor`` (``j``), ``similarity``
+        (``sim(i, j)``), ``value`` (``R_uj``) and ``contribution``.
+        """
+        self._check_fitted()
+        if self.method != "item":
+            raise ValueError("only ContentRecommender(method='item') is a sum over the user's items; method='profile' is a cosine")
+        user = int(as_user_tensor([user], self.n_users_)[0])
+        idx = item_indices(items, self.n_items_, "items").numpy()
+        sim = self.similarity_[idx] if sp.issparse(self.similarity_) else self.similarity_[torch.from_numpy(idx)].numpy()
+        sim = sp.coo_matrix(sim, dtype=np.float64)  # (len(items), n_items): sim(i, j), row by row
+        r = self.ratings_[user].toarray().ravel().astype(np.float64)  # R_uj
+        keep = (sim.data != 0) & (r[sim.col] != 0)
+        slot, j, s = sim.row[keep], sim.col[keep], sim.data[keep]
+        if self.normalise == "none":
+            z = np.ones(len(idx))
+        elif self.normalise == "count":
+            z = np.full(len(idx), max(int((r != 0).sum()), 1), dtype=np.float64)
+        else:  # Σ_{j∈N_u} |sim(i, j)|, > 0 wherever a term exists
+            z = np.bincount(slot, weights=np.abs(s), minlength=len(idx))
+        return pd.DataFrame({"item": idx[slot], "source": "item", "contributor": j, "similarity": s,
+                             "value": r[j], "contribution": s * r[j] / z[slot]})
+
     def similar_items(self, items: torch.Tensor | np.ndarray | list[int], k: int = 5) -> Ranking:
         """The ``k`` items most similar to each of ``items`` (itself excluded): ``Ranking`` ``(len(items), k)``."""
         self._check_fitted()
@@ -233,7 +262,7 @@ def category_cosine(embeddings: torch.Tensor, labels: np.ndarray | list) -> pd.D
     """
     sim = all_vs_all(embeddings.float(), embeddings.float())
     names, codes = np.unique(np.asarray(labels), return_inverse=True)
-    onehot = torch.nn.functional.one_hot(torch.as_tensor(codes), len(names)).float()  # (n, C)
+    onehot = category_distribution(codes, len(names)).to(sim.dtype)  # (n, C): 1[c_i = c]
     off = sim - torch.diag(torch.diagonal(sim))  # drop i == j
     sums = onehot.T @ off @ onehot  # (C, C): sums of similarities between categories
     sizes = onehot.sum(dim=0)

@@ -19,7 +19,7 @@ with :func:`alpha_curve`.
 
 from __future__ import annotations
 
-from typing import Iterable, Self
+from typing import Iterable, Self, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ import torch
 
 from recnb.data.schema import Split, dense_rows
 from recnb.math.blend import METHODS, blend, normalise
-from recnb.math.ranking import item_indices, rank
+from recnb.math.ranking import PAD, item_indices, rank
 from recnb.metrics import RANKING_FUNCTIONS, RANKING_METRICS, mean, relevance
 from recnb.models.base import Recommender, Users, as_user_tensor
 
@@ -133,6 +133,25 @@ class HybridRecommender(Recommender):
             if cold.any():
                 out[cold] = blend(s_cf[cold], s_cb[cold], self.cold_alpha, normalise=self.normalise)
         return out
+
+    def contributions(self, user: int, items: Sequence[int] | np.ndarray | torch.Tensor) -> pd.DataFrame:
+        """The two terms of ``score(user)[i]`` for each ``i`` in ``items``: ``α_u norm(s_cf)(i)`` and ``(1 − α_u) norm(s_cb)(i)``.
+
+        ``α_u`` is ``cold_alpha`` for a cold user (when set), else ``alpha``. Returns a frame with
+        two rows per item: ``item``, ``source`` (``"cf"``, ``"content"``), ``contributor``
+        (``PAD``: no single item or user), ``similarity`` (NaN), ``value`` (the normalised
+        component score) and ``contribution``; decompose a component itself with its own
+        ``contributions`` for its evidence.
+        """
+        self._check_fitted()
+        u = as_user_tensor([user], self.n_users_)
+        idx = item_indices(items, self.n_items_, "items")
+        alpha = self.cold_alpha if self.cold_alpha is not None and bool(self.is_cold(u)[0]) else self.alpha
+        parts = [normalise(model.score(u).double(), self.normalise)[0, idx] for model in (self.cf, self.content)]
+        value = torch.stack(parts, dim=1).reshape(-1).numpy()  # item by item: cf, content
+        weight = np.tile([alpha, 1.0 - alpha], len(idx))
+        return pd.DataFrame({"item": np.repeat(idx.numpy(), 2), "source": np.tile(["cf", "content"], len(idx)),
+                             "contributor": PAD, "similarity": np.nan, "value": value, "contribution": weight * value})
 
     def select_alpha(
         self,

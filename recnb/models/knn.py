@@ -63,14 +63,15 @@ The dense functions :func:`cosine_similarity_matrix`, :func:`pearson_similarity_
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Self, Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
 from recnb.data.schema import Split
-from recnb.math.ranking import rank
+from recnb.math.ranking import PAD, item_indices, rank
 from recnb.math.similarity import all_vs_all
 from recnb.models.base import Recommender, Users, as_user_tensor
 
@@ -327,7 +328,9 @@ class _NeighbourhoodCF(Recommender):
     After ``fit``: ``ratings_`` the training matrix ``R`` (float64 CSR ``(n_users, n_items)``, 1 per
     interaction or the rating), ``observed_`` its observed entries (CSR of ones), ``weights_`` the
     pruned similarity (float64 CSR), and with ratings ``means_`` (float64 tensor) and
-    ``deviations_`` (CSR, ``r - r̄`` on the observed entries).
+    ``deviations_`` (CSR, ``r - r̄`` on the observed entries). Each subclass names the pairs its
+    score sums over (``_pairs``), the mean a rating prediction starts from (``_base``) and their
+    ``TERM_SOURCE`` / ``MEAN_SOURCE`` labels, from which :meth:`contributions` decomposes a score.
     """
 
     def __init__(
@@ -377,6 +380,35 @@ class _NeighbourhoodCF(Recommender):
         dev.data = r.data - means[own]
         self.deviations_ = dev
 
+    def contributions(self, user: int, items: Sequence[int] | np.ndarray | torch.Tensor) -> pd.DataFrame:
+        """The terms of ``score(user)[i]`` for each ``i`` in ``items``: they add up to the score exactly.
+
+        Binary: ``score(u, i) = Σ_x W · r`` over the neighbour pairs ``x`` (training items ``j`` of
+        the user for :class:`ItemKNN`: ``W_ij r_uj``; neighbours ``v`` who have ``i`` for
+        :class:`UserKNN`: ``W_uv r_vi``), one term per pair. Ratings: a mean row (``r̄_i``, or
+        ``r̄_u``) plus ``W (r − r̄_x) / Σ_{pairs of i} |W|`` per pair (the mean alone without pairs).
+
+        Returns a frame with one row per non-zero term: ``item``, ``source`` (``"item"`` /
+        ``"neighbour"`` for a pair, ``"item_mean"`` / ``"user_mean"`` for the mean), ``contributor``
+        (the training item or neighbour; ``PAD`` for the mean), ``similarity`` (``W``; NaN for the
+        mean), ``value`` (``r``, or the deviation ``r − r̄_x``, or the mean) and ``contribution``.
+        """
+        self._check_fitted()
+        user = int(as_user_tensor([user], self.n_users_)[0])
+        idx = item_indices(items, self.n_items_, "items").numpy()
+        # the subclass's pairs: items[slot[p]] gets sim[p] · value[p]; _base: the rating means
+        slot, who, sim, value = self._pairs(user, idx)
+        terms = pd.DataFrame({"item": idx[slot], "source": self.TERM_SOURCE, "contributor": who, "similarity": sim})
+        if self.values == "binary":
+            return terms.assign(value=value, contribution=sim * value)
+        deviation = value - self.means_.numpy()[who]
+        den = np.bincount(slot, weights=np.abs(sim), minlength=len(idx))  # > 0 wherever a pair exists
+        terms = terms.assign(value=deviation, contribution=sim * deviation / den[slot])
+        mean = self._base(user, idx)
+        means = pd.DataFrame({"item": idx, "source": self.MEAN_SOURCE, "contributor": PAD, "similarity": np.nan,
+                              "value": mean, "contribution": mean})
+        return pd.concat([means, terms], ignore_index=True)
+
     def _batch(self, users: Users) -> np.ndarray:
         self._check_fitted()
         return as_user_tensor(users, self.n_users_).numpy()
@@ -410,6 +442,8 @@ def _predict(mean: torch.Tensor, num: sp.spmatrix, den: sp.spmatrix) -> torch.Te
 class UserKNN(_NeighbourhoodCF):
     """User-based CF: recommend what the most similar users have (see the module docstring)."""
 
+    TERM_SOURCE, MEAN_SOURCE = "neighbour", "user_mean"  # the sources of :meth:`contributions`
+
     def fit(self, split: Split) -> Self:
         self._fit_matrices(split)
         self.weights_ = sparse_similarity(self.ratings_, self.similarity, self.values, self.shrinkage, self.neighbours)
@@ -424,9 +458,23 @@ class UserKNN(_NeighbourhoodCF):
             return _dense32(w @ self.ratings_)
         return _predict(self._user_means(u), w @ self.deviations_, abs(w) @ self.observed_)
 
+    def _pairs(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Neighbours ``v`` of ``user`` who have ``items[slot]``: ``(slot, v, W_uv, r_vi)``."""
+        w = self.weights_[user].toarray().ravel()  # W_uv
+        r = sp.csr_matrix(self.ratings_[:, items].T)  # (len(items), n_users): r_vi
+        r.sort_indices()
+        r = r.tocoo()
+        keep = (r.data != 0) & (w[r.col] != 0)
+        return r.row[keep], r.col[keep], w[r.col[keep]], r.data[keep]
+
+    def _base(self, user: int, items: np.ndarray) -> np.ndarray:
+        return np.full(len(items), float(self.means_[user]))
+
 
 class ItemKNN(_NeighbourhoodCF):
     """Item-based CF: recommend items similar to the user's items (see the module docstring)."""
+
+    TERM_SOURCE, MEAN_SOURCE = "item", "item_mean"  # the sources of :meth:`contributions`
 
     def fit(self, split: Split) -> Self:
         self._fit_matrices(split)
@@ -443,3 +491,13 @@ class ItemKNN(_NeighbourhoodCF):
             return _dense32(self.ratings_[u] @ self._weights_t)
         return _predict(self.means_[None, :], self.deviations_[u] @ self._weights_t,
                         self.observed_[u] @ self._abs_weights_t)
+
+    def _pairs(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The user's training items ``j`` near ``items[slot]``: ``(slot, j, W_ij, r_uj)``."""
+        w = self.weights_[items].tocoo()  # (len(items), n_items): W_ij, rows in order, columns sorted
+        r = self.ratings_[user].toarray().ravel()  # r_uj
+        keep = (w.data != 0) & (r[w.col] != 0)
+        return w.row[keep], w.col[keep], w.data[keep], r[w.col[keep]]
+
+    def _base(self, user: int, items: np.ndarray) -> np.ndarray:
+        return self.means_.numpy()[items]

@@ -295,3 +295,30 @@ def test_pruned_sparse_similarity_equals_the_dense_cut(normalise: str, neighbour
     assert torch.equal(model.recommend(k=5).indices, rank(want, k=5, exclude=split.seen_mask()).indices)
     assert torch.equal(model.similar_items([0, 3], k=2).indices,
                        rank(dense[[0, 3]], k=2, exclude=torch.eye(25, dtype=torch.bool)[[0, 3]]).indices)
+
+
+@pytest.mark.parametrize("normalise", ["none", "count", "similarity"])
+@pytest.mark.parametrize("neighbours", [None, 3])
+def test_contributions_sum_to_the_score(normalise: str, neighbours: int | None) -> None:
+    rng = np.random.default_rng(7)
+    table = {f"t{i}": rng.normal(size=6).tolist() for i in range(20)}
+    items = pd.DataFrame({"item_id": range(20), "title": list(table), "category": "x", "text": list(table)})
+    train = [(u, int(i), float(rng.integers(1, 6))) for u in range(5) for i in rng.choice(20, size=4, replace=False)]
+    model = ContentRecommender(TableEncoder(table), neighbours=neighbours, normalise=normalise, values="rating")
+    model.fit(make_split(items, train, n_users=6))  # user 5 has no history: no terms, score 0
+    for user in range(6):
+        terms = model.contributions(user, range(20))
+        total = np.bincount(terms["item"], weights=terms["contribution"], minlength=20)
+        np.testing.assert_allclose(total, model.score([user])[0].double().numpy(), rtol=1e-6, atol=1e-6)
+        assert set(terms["contributor"]) <= {j for u, j, _ in train if u == user}
+
+
+def test_contributions_by_hand_and_profile_refused() -> None:
+    model = ContentRecommender(TableEncoder(VECS), normalise="count", values="rating").fit(make_split(ITEMS, TRAIN))
+    sim = hand_cosines()
+    terms = model.contributions(0, [1])  # user 0: item 0 rated 5, item 2 rated 1; |N_0| = 2
+    assert terms["contributor"].tolist() == [0, 2]
+    np.testing.assert_allclose(terms["similarity"], [sim[1, 0], sim[1, 2]], atol=1e-6)
+    np.testing.assert_allclose(terms["contribution"], [sim[1, 0] * 5 / 2, sim[1, 2] * 1 / 2], atol=1e-6)
+    with pytest.raises(ValueError, match="profile"):
+        ContentRecommender(TableEncoder(VECS), method="profile").fit(make_split(ITEMS, TRAIN)).contributions(0, [1])

@@ -182,3 +182,19 @@ def test_alpha_curve_rejects_relevant_items_out_of_range(split):
     for bad in ([0, -1], [split.n_items]):
         with pytest.raises(IndexError, match="relevant_items holds item index"):
             alpha_curve(cf, cf, split, grid=[1.0], relevant_items=bad)
+
+
+def test_contributions_sum_to_the_score_for_warm_and_cold_users(split):
+    cf, cb = UserKNN(neighbours=20).fit(split), PopularityRecommender().fit(split)
+    hybrid = HybridRecommender(cf, cb, alpha=0.7, cold_alpha=0.2, cold_threshold=15).fit(split, fit_components=False)
+    cold = hybrid.is_cold()
+    users = [int(torch.nonzero(cold)[0]), int(torch.nonzero(~cold)[0])]
+    items = torch.arange(split.n_items)
+    for user, alpha in zip(users, (0.2, 0.7)):
+        terms = hybrid.contributions(user, items)
+        assert terms["source"].tolist() == ["cf", "content"] * split.n_items
+        total = np.bincount(terms["item"], weights=terms["contribution"], minlength=split.n_items)
+        np.testing.assert_allclose(total, hybrid.score([user])[0].double().numpy(), rtol=1e-6, atol=1e-6)
+        # by hand: the cf term is α_u times the user's min-max normalised CF row
+        want = alpha * normalise(cf.score([user]).double(), "minmax")[0].numpy()
+        np.testing.assert_allclose(terms.loc[terms["source"] == "cf", "contribution"], want, atol=1e-12)

@@ -333,3 +333,39 @@ def test_fit_on_a_split_without_training_rows_is_refused(small_splits):
     empty = replace(small_splits[0], train=small_splits[0].train.iloc[:0])
     with pytest.raises(ValueError, match="has no training rows: ItemKNN has nothing to learn from"):
         ItemKNN().fit(empty)
+
+
+def _summed(model, user: int, n_items: int) -> torch.Tensor:
+    """Each item's contributions from ``model.contributions``, summed: ``(n_items,)`` float64."""
+    terms = model.contributions(user, range(n_items))
+    total = torch.zeros(n_items, dtype=torch.float64)
+    total.index_add_(0, torch.as_tensor(terms["item"].to_numpy()), torch.as_tensor(terms["contribution"].to_numpy()))
+    return total
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+@pytest.mark.parametrize("values, similarity", [("binary", "cosine"), ("rating", "pearson"), ("rating", "cosine")])
+@pytest.mark.parametrize("seed", range(2))
+def test_contributions_sum_to_the_score(cls, values, similarity, seed):
+    r, _ = _random_ratings(seed, n=10, d=12, density=0.4)
+    split = _rating_split(r)
+    model = cls(similarity=similarity, values=values, neighbours=4, shrinkage=1.0).fit(split)
+    for user in range(split.n_users):
+        score = model.score([user])[0].double()
+        assert torch.allclose(_summed(model, user, split.n_items), score, rtol=1e-6, atol=1e-6)
+
+
+def test_user_knn_rating_contributions_by_hand():
+    # user 1 alone rated item 2; cosine of the rating rows (5, 3, 0) and (4, 2, 1): 26 / (sqrt(34) sqrt(21))
+    split = _rating_split([[5, 3, 0], [4, 2, 1], [0, 4, 0]])
+    model = UserKNN(values="rating", neighbours=None).fit(split)
+    terms = model.contributions(0, [2])  # item 2: only user 1 rated it
+    w01 = 26 / (np.sqrt(34) * np.sqrt(21))
+    assert terms["source"].tolist() == ["user_mean", "neighbour"]
+    assert terms["contribution"].iloc[0] == pytest.approx(4.0)  # r̄_0 = (5 + 3) / 2
+    assert terms["contributor"].iloc[1] == 1 and terms["similarity"].iloc[1] == pytest.approx(w01)
+    # one neighbour: W (r_12 − r̄_1) / |W| = 1 − 7/3
+    assert terms["value"].iloc[1] == pytest.approx(1 - 7 / 3)
+    assert terms["contribution"].iloc[1] == pytest.approx(1 - 7 / 3)
+    with pytest.raises(IndexError, match="items"):
+        model.contributions(0, [3])
