@@ -50,7 +50,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from recnb.data.schema import EVENT, ITEM, RATING, SESSION, TIME, USER, RecData
+from recnb.data.schema import EVENT, ITEM, RATING, SESSION, TIME, USER, IdIndex, RecData
 from recnb.math.ranking import rank
 from recnb.metrics import hit_rate_at_k, ndcg_at_k
 
@@ -59,10 +59,8 @@ PAIR_COLUMNS = ("anchor", "candidate", "target")
 
 def _item_positions(data: RecData, ids: pd.Series) -> np.ndarray:
     """Row positions in ``data.items`` (sorted by id) of ``ids``; raises on an unknown id."""
-    catalogue = np.sort(data.items[ITEM].to_numpy())
-    pos = np.searchsorted(catalogue, ids.to_numpy())
-    pos = np.minimum(pos, len(catalogue) - 1)
-    bad = catalogue[pos] != ids.to_numpy()
+    pos, known = IdIndex.from_ids(data.items[ITEM]).lookup(ids.to_numpy())
+    bad = ~known
     if bad.any():
         raise ValueError(f"interactions name item ids not in data.items, e.g. {ids.to_numpy()[bad][:5].tolist()}")
     return pos

@@ -63,14 +63,19 @@ class IdIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def lookup(self, ids: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(positions, known)`` of ``ids`` (same shape): ``positions[j]`` is the index of ``ids[j]``
+        where ``known[j]`` is True, and meaningless elsewhere. Binary search in the sorted ``ids``."""
+        ids = np.asarray(ids)
+        pos = np.clip(np.searchsorted(self.ids, ids), 0, max(len(self.ids) - 1, 0))
+        known = self.ids[pos] == ids if len(self.ids) else np.zeros(ids.shape, bool)
+        return pos, known
+
     def index(self, ids: Any) -> np.ndarray:
         """Indices of ``ids``; raises ``KeyError`` naming the first unknown id."""
-        ids = np.asarray(ids)
-        pos = np.searchsorted(self.ids, ids)
-        pos = np.clip(pos, 0, max(len(self.ids) - 1, 0))
-        known = self.ids[pos] == ids if len(self.ids) else np.zeros(ids.shape, bool)
+        pos, known = self.lookup(ids)
         if not np.all(known):
-            raise KeyError(f"unknown id {ids[~known].flat[0]!r}: not among the {len(self.ids)} known ids")
+            raise KeyError(f"unknown id {np.asarray(ids)[~known].flat[0].item()!r}: not among the {len(self.ids)} known ids")
         return pos
 
     def id(self, indices: Any) -> np.ndarray:

@@ -122,8 +122,7 @@ def _index(data: RecData) -> tuple[IdIndex, IdIndex, pd.DataFrame]:
     items = IdIndex.from_ids(data.items[ITEM].to_numpy(np.int64))
     for name, index, column in (("user", users, USER), ("item", items, ITEM)):
         ids = _int_ids(data.interactions[column], column)
-        pos = np.clip(np.searchsorted(index.ids, ids), 0, max(len(index) - 1, 0))
-        known = index.ids[pos] == ids if len(index) else np.zeros(len(ids), bool)
+        _, known = index.lookup(ids)
         if not known.all():
             raise ValueError(
                 f"{(~known).sum()} interactions have a {name}_id missing from the {name}s table "

@@ -73,3 +73,18 @@ def test_relevant_csr_is_test_minus_seen(split):
     assert rel.has_canonical_format
     np.testing.assert_array_equal(rel.toarray() > 0, test & ~seen)
     np.testing.assert_array_equal(rel.toarray(), split.test_csr().toarray())
+
+
+def test_id_index_lookup_and_index():
+    from recnb.data.schema import IdIndex
+
+    index = IdIndex.from_ids([30, 10, 20, 10])
+    assert index.ids.tolist() == [10, 20, 30]
+    pos, known = index.lookup(np.array([20, 99, 10, 5]))
+    assert known.tolist() == [True, False, True, False]
+    assert pos[known].tolist() == [1, 0]
+    assert index.index([30, 10]).tolist() == [2, 0]
+    with pytest.raises(KeyError, match="unknown id 99: not among the 3 known ids"):
+        index.index([10, 99])
+    empty_pos, empty_known = IdIndex.from_ids([]).lookup([1, 2])
+    assert not empty_known.any() and len(empty_pos) == 2
