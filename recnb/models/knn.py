@@ -71,7 +71,7 @@ import scipy.sparse as sp
 import torch
 
 from recnb.data.schema import Split
-from recnb.math.ranking import PAD, item_indices, rank
+from recnb.math.ranking import PAD, item_indices
 from recnb.math.similarity import all_vs_all
 from recnb.models.base import Recommender, Users, as_user_tensor
 
