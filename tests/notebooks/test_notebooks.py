@@ -24,11 +24,11 @@ Check = Callable[[dict[str, Any]], None]
 
 
 def _quickstart(m: dict[str, Any]) -> None:
-    # trained models beat popularity; the explained user's list sits in their true tastes
-    # (10 categories: a random item's category has mean taste 0.1; one user, so the margin is small)
+    # trained models beat popularity; the lists sit in the users' true tastes, which no model saw
+    # (10 categories: a random category has mean taste 0.1; smoke run 0.27 over all 200 users)
     assert m["ndcg@10_bpr"] > m["ndcg@10_popularity"] + 0.03
     assert m["ndcg@10_hybrid"] > m["ndcg@10_popularity"] + 0.03
-    assert m["user0_mean_true_taste_of_recs"] > 0.11
+    assert m["mean_true_taste_of_recs"] > 0.18
 
 
 def _cosine_and_ranking(m: dict[str, Any]) -> None:
@@ -134,6 +134,14 @@ def _privacy(m: dict[str, Any]) -> None:
     assert m["ndcg@10_dp_sgd_sigma_0"] > m["ndcg@10_dp_sgd_sigma_2"] + 0.05
     # few FedAvg rounds over 4 clients lag centralised SGD
     assert m["ndcg@10_centralised_sgd"] > m["ndcg@10_fedavg"]
+    # generalisation only merges classes; suppressing for 5-anonymity removes at least the unique rows
+    assert m["k_anonymity_coarsest_generalisation"] >= m["k_anonymity_quasi_identifiers"]
+    assert m["suppressed_share_for_5_anonymity"] >= m["unique_share_coarsest_generalisation"]
+    # composition of daily eps = 0.1 releases: advanced loses to basic over a month, wins over a year
+    assert m["epsilon_basic_composition_365_releases"] == pytest.approx(36.5)
+    assert m["epsilon_advanced_composition_30_releases"] > m["epsilon_basic_composition_30_releases"]
+    assert m["epsilon_advanced_composition_365_releases"] < m["epsilon_basic_composition_365_releases"]
+    assert 30 < m["composition_crossover_releases"] <= 365
 
 
 def _diversity(m: dict[str, Any]) -> None:
