@@ -42,6 +42,7 @@ import torch
 from recnb.data.schema import ITEM, USER, Split
 from recnb.metrics import evaluate_per_user
 from recnb.models.base import Recommender, Users, as_user_tensor
+from recnb.rerank import category_distribution
 from recnb.training import check_threads
 
 PEERS = ("implicit", "cornac")
@@ -349,9 +350,7 @@ def true_view_probability(truth: Mapping[str, Any], users: Any) -> np.ndarray:
     cat = np.asarray(truth["item_category"])
     weight = np.asarray(truth["item_popularity"])[None, :] * np.exp(
         -beta[:, None] * np.asarray(truth["item_log_price_ratio"])[None, :])  # (U, I)
-    onehot = np.zeros((len(cat), taste.shape[1]))
-    onehot[np.arange(len(cat)), cat] = 1.0
-    z = weight @ onehot  # (U, C): Z_{u,c}
+    z = weight @ category_distribution(cat, taste.shape[1]).numpy()  # (U, C): Z_{u,c}
     return taste[:, cat] * weight / z[:, cat]
 
 
