@@ -80,7 +80,9 @@ class ClickRateBracket(NamedTuple):
     random: float
 
 
-def oracle_click_rates(truth: dict[str, Any], k: int, users: np.ndarray | None = None, batch_size: int = 1024) -> ClickRateBracket:
+def oracle_click_rates(
+    truth: dict[str, Any], k: int, users: np.ndarray | None = None, batch_size: int = 1024
+) -> ClickRateBracket:
     """The best and the random list's expected clicks per slot, averaged over ``users`` (default: all).
 
     With ``p_ui = sigmoid(s_ui − 1.5)`` and ``B_u`` the user's ``k`` items of largest ``p_ui``:
