@@ -319,6 +319,20 @@ def category_distribution(item_categories: Sequence[int] | np.ndarray | torch.Te
     return p
 
 
+def category_means(values: np.ndarray | torch.Tensor, item_categories: Sequence[int] | np.ndarray, n_categories: int) -> np.ndarray:
+    """Each row's mean value over each category's items: ``(U, C)`` float64.
+
+    ``m_uc = Σ_{i : c_i = c} v_ui / |{i : c_i = c}|`` for ``values`` ``(U, n_items)`` (scores, click
+    probabilities...) and integer codes ``item_categories`` ``(n_items,)``; a category without
+    items gets 0. It is ``values @ onehot / counts`` with :func:`category_distribution`'s one-hot.
+    """
+    v = np.asarray(torch.as_tensor(values).double().numpy() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
+    onehot = category_distribution(item_categories, n_categories).numpy()
+    if v.ndim != 2 or v.shape[1] != onehot.shape[0]:
+        raise ValueError(f"values must be (U, n_items) with n_items = {onehot.shape[0]}, got shape {v.shape}")
+    return (v @ onehot) / np.maximum(onehot.sum(axis=0), 1)
+
+
 def history_distribution(history: sp.spmatrix | torch.Tensor | np.ndarray, item_dist: torch.Tensor) -> torch.Tensor:
     """``p(c|u) = Σ_j w_uj p(c|j) / Σ_j w_uj``: ``(U, C)`` float64 from the ``(U, n_items)`` history weights.
 

@@ -42,7 +42,7 @@ from recnb.math.ranking import PAD, rank
 from recnb.metrics import catalogue_coverage, evaluate, exposure_gini, ndcg_at_k
 from recnb.models.base import Recommender, Users, as_user_tensor
 from recnb.models.embedding import EmbeddingRecommender
-from recnb.rerank import ItemSimilarity, mmr
+from recnb.rerank import ItemSimilarity, category_means, mmr
 
 #: the shop's click (and cart) probability is sigmoid(s_ui - CLICK_OFFSET)
 CLICK_OFFSET = 1.5
@@ -65,12 +65,8 @@ def category_click_means(truth: dict[str, Any], users: np.ndarray) -> np.ndarray
     The click probability of user ``u`` when shown an item drawn uniformly from category ``c``:
     the arm means of the category bandit.
     """
-    cat = np.asarray(truth["item_category"])
-    n_cat = len(truth["categories"])
     p = click_probability(_true_affinity(truth, users))
-    onehot = np.zeros((len(cat), n_cat))
-    onehot[np.arange(len(cat)), cat] = 1.0
-    return (p @ onehot) / onehot.sum(axis=0)
+    return category_means(p, truth["item_category"], len(truth["categories"]))
 
 
 class ClickRateBracket(NamedTuple):
@@ -360,12 +356,8 @@ def taste_alignment(scores: torch.Tensor, item_category: np.ndarray, taste: np.n
     ``θ_u`` ``(U, C)`` (users whose row is constant are left out). 1 = the model ranks categories
     exactly as the truth does; 0 = unrelated.
     """
-    s = torch.as_tensor(scores).double().numpy()
-    cat = np.asarray(item_category)
     taste = np.asarray(taste, dtype=np.float64)
-    onehot = np.zeros((len(cat), taste.shape[1]))
-    onehot[np.arange(len(cat)), cat] = 1.0
-    learned = (s @ onehot) / np.maximum(onehot.sum(0), 1)
+    learned = category_means(torch.as_tensor(scores), item_category, taste.shape[1])
     a = learned - learned.mean(1, keepdims=True)
     b = taste - taste.mean(1, keepdims=True)
     denom = np.sqrt((a**2).sum(1) * (b**2).sum(1))

@@ -21,6 +21,7 @@ from recnb.rerank import (
     calibrated,
     candidates,
     category_distribution,
+    category_means,
     distinct_categories,
     history_distribution,
     list_distribution,
@@ -345,3 +346,17 @@ def test_distinct_categories_rejects_bad_lists():
         distinct_categories(torch.tensor([[0, 3]]), [0, 1, 1])
     with pytest.raises(ValueError, match=r"\(U, k\)"):
         distinct_categories(torch.tensor([0, 1]), [0, 1, 1])
+
+
+def test_category_means_against_a_loop_and_an_empty_category():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(4, 9))
+    cats = np.array([0, 2, 2, 0, 1, 2, 0, 1, 2])
+    got = category_means(values, cats, 4)  # category 3 has no item
+    for u in range(4):
+        for c in range(3):
+            assert got[u, c] == pytest.approx(values[u, cats == c].mean())
+    assert (got[:, 3] == 0).all()
+    assert np.allclose(category_means(torch.as_tensor(values), cats, 4), got)
+    with pytest.raises(ValueError, match=r"values must be \(U, n_items\) with n_items = 9"):
+        category_means(values[:, :5], cats, 4)
