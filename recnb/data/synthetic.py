@@ -276,21 +276,18 @@ def true_affinity(truth: dict[str, Any], users: Any) -> np.ndarray:
         raise ValueError(f"users must lie in 0..{n_users - 1} (the shop's real users), got {u.min()}..{u.max()}")
     taste, beta = truth["user_taste"][u], truth["price_sensitivity"][u]
     cat, C = truth["item_category"], truth["user_taste"].shape[1]
-    return (
-        np.clip(np.log(C * taste[:, cat] + 1e-12), -4.0, 2.0)
-        - beta[:, None] * truth["item_log_price_ratio"][None, :]
-        + truth["item_quality"][None, :]
-    ).astype(np.float32)
+    return _affinity(C, taste[:, cat], beta[:, None], truth["item_log_price_ratio"][None, :], truth["item_quality"][None, :])
+
+
+def _affinity(n_categories: int, taste: np.ndarray, beta: np.ndarray, rel_price: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """``s = clip(log(C θ), -4, 2) - β r + q`` elementwise (numpy broadcasting), as float32: the one
+    place the affinity formula is written. ``taste`` is ``θ_{u, c_i}``, ``rel_price`` is ``log(p_i / median_c)``."""
+    return (np.clip(np.log(n_categories * taste + 1e-12), -4.0, 2.0) - beta * rel_price + quality).astype(np.float32)
 
 
 def _pair_affinity(taste, beta, item_cat, quality, rel_price, users: np.ndarray, items: np.ndarray) -> np.ndarray:
     """``s_ui`` of paired ``users`` and ``items`` ``(n,)`` (the entries :func:`true_affinity` would give)."""
-    C = taste.shape[1]
-    return (
-        np.clip(np.log(C * taste[users, item_cat[items]] + 1e-12), -4.0, 2.0)
-        - beta[users] * rel_price[items]
-        + quality[items]
-    ).astype(np.float32)
+    return _affinity(taste.shape[1], taste[users, item_cat[items]], beta[users], rel_price[items], quality[items])
 
 
 def _sample_rows(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
