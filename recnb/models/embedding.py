@@ -39,6 +39,8 @@ from recnb.models.base import LightningRecommender, Users, as_user_tensor
 
 LOSSES = ("positive_only", "negative_sampling", "bpr", "bce")
 OPTIMIZERS = ("adagrad", "adam")
+#: automatic sparse gradients above this many times the table rows one batch can touch (measured crossover: about 2)
+SPARSE_FACTOR = 2
 
 
 def top_direction_share(E: torch.Tensor) -> float:
@@ -68,7 +70,8 @@ class EmbeddingRecommender(LightningRecommender):
     ``item_bias``; ``optimizer`` (``"adagrad"`` or ``"adam"``) and its ``lr``; ``l2``, the penalty on
     the squared norms of the embeddings a batch uses (see the module docstring); ``init_std`` of the normal
     initialisation; ``max_epochs``; ``batch_size``; ``sampler`` of negatives (``"uniform"`` or
-    ``"popularity"``); ``seed`` (initialisation, batch order and negatives); ``progress``.
+    ``"popularity"``); ``sparse_gradients`` (``None``: automatic, see :meth:`uses_sparse_gradients`);
+    ``seed`` (initialisation, batch order and negatives); ``progress``.
 
     The embedding tables are created, with the split's sizes, by :meth:`build` (which
     :meth:`fit` calls), from a generator seeded with ``seed``: the same seed gives the same model.
@@ -87,10 +90,13 @@ class EmbeddingRecommender(LightningRecommender):
         max_epochs: int = 12,
         batch_size: int = 2048,
         sampler: str = "uniform",
+        sparse_gradients: bool | None = None,
         seed: int = 0,
         progress: bool = False,
     ) -> None:
         super().__init__()
+        if sparse_gradients and optimizer != "adagrad":
+            raise ValueError(f"sparse_gradients=True needs optimizer='adagrad' (Adam has no sparse update), got {optimizer!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if optimizer not in OPTIMIZERS:
@@ -111,15 +117,15 @@ class EmbeddingRecommender(LightningRecommender):
     def build(self, split: Split) -> None:
         """Create the tables ``(n_users, d)``, ``(n_items, d)`` [and bias ``(n_items, 1)``], seeded.
 
-        With Adagrad the tables give *sparse* gradients (``nn.Embedding(sparse=True)``): a step
-        updates only the rows its batch used, which is the same Adagrad step (a row with zero
-        gradient keeps its parameters and accumulator) at a fraction of the cost on a large
-        catalogue. Adam has no sparse form with the same update, so it keeps dense gradients.
+        Gradients are sparse (``nn.Embedding(sparse=True)``) when :meth:`uses_sparse_gradients`
+        says so: a step then updates only the rows its batch used, which is the same Adagrad step
+        (a row with zero gradient keeps its parameters and accumulator) at a fraction of the cost
+        when the tables are much larger than a batch.
         """
         hp: Any = self.hparams
         n_users, n_items = split.n_users, split.n_items
         g = torch.Generator().manual_seed(hp.seed)
-        sparse = hp.optimizer == "adagrad"
+        sparse = self.uses_sparse_gradients(n_users, n_items)
         self.user_embedding = nn.Embedding(n_users, hp.embedding_dim, sparse=sparse)
         self.item_embedding = nn.Embedding(n_items, hp.embedding_dim, sparse=sparse)
         with torch.no_grad():
@@ -128,6 +134,23 @@ class EmbeddingRecommender(LightningRecommender):
         if hp.item_bias:
             self.item_bias = nn.Embedding(n_items, 1, sparse=sparse)
             nn.init.zeros_(self.item_bias.weight)
+
+    def uses_sparse_gradients(self, n_users: int, n_items: int) -> bool:
+        """Whether the tables give sparse gradients: ``sparse_gradients`` if set, else automatically
+        with Adagrad when the tables hold more than ``SPARSE_FACTOR`` times the rows a batch can touch,
+        ``n_users + n_items > SPARSE_FACTOR · batch_size · (2 + negatives)`` (a user, a positive and
+        the negatives per row). Measured with the defaults (batch 2048, 4 negatives: 12,288 rows per
+        batch): at 2,625 rows (MovieLens-100k) dense takes 3.5 s for 12 epochs and sparse 5.2 s (sorting the
+        touched rows costs more than updating the whole small table); at 25,000 rows both 1.2 s per
+        epoch; at 75,000 sparse 4.3 s vs dense 6.3 s; at 250,000 sparse 18.6 s vs dense 61.6 s.
+        Adam has no sparse form with the same update, so it always keeps dense gradients.
+        """
+        hp: Any = self.hparams
+        if hp.optimizer != "adagrad":
+            return False
+        if hp.sparse_gradients is not None:
+            return hp.sparse_gradients
+        return n_users + n_items > SPARSE_FACTOR * hp.batch_size * (2 + hp.negatives)
 
     def datamodule(self, split: Split) -> InteractionDataModule:
         """The implicit-feedback DataModule of ``split`` (triples with ``negatives`` negatives)."""

@@ -55,3 +55,13 @@ def test_two_process_history_and_validation_come_back(split):
     assert h["val_ndcg@10"].notna().sum() == EPOCHS and h["train_loss"].notna().sum() == EPOCHS
     # the last validation value is recnb.metrics' NDCG of the returned weights on the validation split
     assert h["val_ndcg@10"].dropna().iloc[-1] == pytest.approx(evaluate(model, val, 10)["ndcg@10"], abs=1e-6)
+
+
+def test_sparse_gradients_are_all_reduced_like_dense_ones(split):
+    """Sparse embedding gradients through gloo's all-reduce give the dense run's weights (same steps)."""
+    kw = {**KW, "max_epochs": 3}
+    runs = [EmbeddingRecommender(lr=scaled_lr(LR, 2), sparse_gradients=sparse, **kw)
+            .fit(split, trainer=make_trainer(3, seed=0, devices=2)) for sparse in (True, False)]
+    assert runs[0].user_embedding.sparse and not runs[1].user_embedding.sparse
+    for table in ("user_embedding", "item_embedding"):
+        torch.testing.assert_close(getattr(runs[0], table).weight, getattr(runs[1], table).weight, rtol=1e-4, atol=1e-5)

@@ -183,7 +183,7 @@ def test_top_direction_share_against_numpy_svd():
 def test_sparse_adagrad_step_equals_the_dense_step(tiny):
     """With Adagrad the tables give sparse gradients (only the batch's rows); one step must move the
     weights exactly as dense Adagrad does on the dense gradient (rows with zero gradient unchanged)."""
-    sparse = EmbeddingRecommender(embedding_dim=8, item_bias=True, batch_size=64)
+    sparse = EmbeddingRecommender(embedding_dim=8, item_bias=True, batch_size=64, sparse_gradients=True)
     sparse.build(tiny)
     dm = sparse.datamodule(tiny)
     dm.setup("fit")
@@ -209,3 +209,21 @@ def test_sparse_adagrad_step_equals_the_dense_step(tiny):
     untouched[batch["user"]] = False
     assert untouched.any() and torch.equal(steps[0][0][untouched], initial[untouched])
     assert not torch.equal(steps[0][0][~untouched], initial[~untouched])
+
+
+def test_sparse_gradients_automatic_rule_and_bad_combination(tiny):
+    """Sparse when the tables (here 60 + 40 rows) exceed SPARSE_FACTOR x the rows a batch can touch."""
+    from recnb.models.embedding import SPARSE_FACTOR
+
+    n = tiny.n_users + tiny.n_items
+    big_batch = EmbeddingRecommender(batch_size=64, negatives=4)  # 64 * 6 * 2 = 768 touchable rows > 100
+    small_batch = EmbeddingRecommender(batch_size=4, negatives=1)  # 4 * 3 * 2 = 24 < 100
+    assert SPARSE_FACTOR * 64 * 6 > n > SPARSE_FACTOR * 4 * 3
+    assert not big_batch.uses_sparse_gradients(tiny.n_users, tiny.n_items)
+    assert small_batch.uses_sparse_gradients(tiny.n_users, tiny.n_items)
+    assert not EmbeddingRecommender(batch_size=4, negatives=1, optimizer="adam").uses_sparse_gradients(10**6, 10**6)
+    assert EmbeddingRecommender(sparse_gradients=True).uses_sparse_gradients(1, 1)
+    small_batch.build(tiny)
+    assert small_batch.user_embedding.sparse and small_batch.item_embedding.sparse
+    with pytest.raises(ValueError, match="sparse_gradients=True needs optimizer='adagrad'"):
+        EmbeddingRecommender(optimizer="adam", sparse_gradients=True)
