@@ -326,7 +326,7 @@ def category_means(values: np.ndarray | torch.Tensor, item_categories: Sequence[
     probabilities...) and integer codes ``item_categories`` ``(n_items,)``; a category without
     items gets 0. It is ``values @ onehot / counts`` with :func:`category_distribution`'s one-hot.
     """
-    v = np.asarray(torch.as_tensor(values).double().numpy() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
+    v = values.double().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, dtype=np.float64)
     onehot = category_distribution(item_categories, n_categories).numpy()
     if v.ndim != 2 or v.shape[1] != onehot.shape[0]:
         raise ValueError(f"values must be (U, n_items) with n_items = {onehot.shape[0]}, got shape {v.shape}")

@@ -59,14 +59,20 @@ def _true_affinity(truth: dict[str, Any], users: np.ndarray) -> np.ndarray:
     return np.asarray(synthetic.true_affinity(truth, np.asarray(users, dtype=np.int64)), dtype=np.float64)
 
 
-def category_click_means(truth: dict[str, Any], users: np.ndarray) -> np.ndarray:
+def category_click_means(truth: dict[str, Any], users: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """``(len(users), C)``: ``μ_uc = mean_{i : c_i = c} sigmoid(s_ui − 1.5)``.
 
     The click probability of user ``u`` when shown an item drawn uniformly from category ``c``:
-    the arm means of the category bandit.
+    the arm means of the category bandit. Users are scored ``batch_size`` at a time (memory
+    ``batch_size × n_items``).
     """
-    p = click_probability(_true_affinity(truth, users))
-    return category_means(p, truth["item_category"], len(truth["categories"]))
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    users = np.asarray(users, dtype=np.int64)
+    n_cat = len(truth["categories"])
+    parts = [category_means(click_probability(_true_affinity(truth, users[s : s + batch_size])), truth["item_category"], n_cat)
+             for s in range(0, len(users), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, n_cat))
 
 
 class ClickRateBracket(NamedTuple):

@@ -66,6 +66,10 @@ def test_category_click_means_by_loop(shop):
     for r in range(2):
         for c in range(4):
             assert got[r, c] == pytest.approx(np.mean(1 / (1 + np.exp(-(aff[r, cat == c] - 1.5)))), rel=1e-5)
+    many = np.arange(0, 40, 3)
+    np.testing.assert_array_equal(category_click_means(shop.truth, many, batch_size=4), category_click_means(shop.truth, many))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        category_click_means(shop.truth, users, batch_size=0)
 
 
 def test_oracle_click_rates_against_dense(shop):

@@ -71,6 +71,13 @@ def items_in_order(data: RecData) -> pd.DataFrame:
     return data.items.sort_values(ITEM, kind="stable").reset_index(drop=True)
 
 
+def _baskets(data: RecData, rows: pd.DataFrame, key: str) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``rows`` grouped by ``key`` (sorted): a binary CSR ``(n_groups, n_items)`` and each group's first timestamp."""
+    groups, g_idx = np.unique(rows[key].to_numpy(), return_inverse=True)
+    baskets = _binary_csr(g_idx, _item_positions(data, rows[ITEM]), len(groups), len(data.items))
+    return baskets, rows.groupby(key)[TIME].min().reindex(groups).to_numpy()
+
+
 def session_baskets(data: RecData, event: str = "purchase") -> tuple[sp.csr_matrix, np.ndarray]:
     """Baskets = the ``event`` rows of each session: binary CSR ``(n_sessions, n_items)`` and each
     session's first timestamp ``(n_sessions,)`` (datetime64), sessions in ``session_id`` order.
@@ -84,10 +91,7 @@ def session_baskets(data: RecData, event: str = "purchase") -> tuple[sp.csr_matr
     rows = inter[inter[EVENT] == event]
     if rows.empty:
         raise ValueError(f"data {data.name!r} has no {event!r} events to build baskets from")
-    sessions, s_idx = np.unique(rows[SESSION].to_numpy(), return_inverse=True)
-    baskets = _binary_csr(s_idx, _item_positions(data, rows[ITEM]), len(sessions), len(data.items))
-    start = rows.groupby(SESSION)[TIME].min().reindex(sessions).to_numpy()
-    return baskets, start
+    return _baskets(data, rows, SESSION)
 
 
 def user_baskets(data: RecData, min_rating: float = 4.0) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -96,10 +100,7 @@ def user_baskets(data: RecData, min_rating: float = 4.0) -> tuple[sp.csr_matrix,
     rows = data.interactions[data.interactions[RATING] >= min_rating]
     if rows.empty:
         raise ValueError(f"data {data.name!r} has no rating >= {min_rating}")
-    users, u_idx = np.unique(rows[USER].to_numpy(), return_inverse=True)
-    baskets = _binary_csr(u_idx, _item_positions(data, rows[ITEM]), len(users), len(data.items))
-    start = rows.groupby(USER)[TIME].min().reindex(users).to_numpy()
-    return baskets, start
+    return _baskets(data, rows, USER)
 
 
 def _binary_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.csr_matrix:
