@@ -24,7 +24,7 @@ import time
 
 import pandas as pd
 
-from recnb.bench import eval_latency, peer_models, ratio_check, recnb_models, run_benchmark, thread_limit, write_split
+from recnb.studies.bench import eval_latency, peer_models, ratio_check, recnb_models, run_benchmark, thread_limit, write_split
 from recnb.data import holdout_validation, random_holdout
 from recnb.data.movielens import HOW_TO_GET, find_movielens, load_movielens
 from recnb.models.ease import EASE

@@ -4,7 +4,7 @@ Stages (in one process, in order): ``make_shop``; the split (``random_holdout``,
 ItemKNN fit + full evaluation of every test user (NDCG@10 etc. over the whole catalogue); one BPR
 epoch of ``EmbeddingRecommender`` (its default hyper-parameters, ``max_epochs=1``); full evaluation
 of the embedding model. Each stage's peak RSS is measured on its own (Linux ``VmHWM``, reset
-before the stage, see :mod:`recnb.profiling`); the last line is the whole run's peak.
+before the stage, see :mod:`recnb.training.profiling`); the last line is the whole run's peak.
 
     .venv/bin/python benchmarks/scale.py --size issue          # 200,000 x 50,000 x 5,000,000
     .venv/bin/python benchmarks/scale.py --users 20000 --items 5000 --events 500000
@@ -25,10 +25,10 @@ import torch
 
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
-from recnb.metrics import evaluate
+from recnb.evaluation import evaluate
 from recnb.models.embedding import EmbeddingRecommender
 from recnb.models.knn import ItemKNN
-from recnb.profiling import Stage, measure, peak_rss_bytes, reset_peak_rss
+from recnb.training.profiling import Stage, measure, peak_rss_bytes, reset_peak_rss
 
 SIZES = {
     "tiny": (500, 200, 10_000),

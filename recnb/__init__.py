@@ -5,7 +5,7 @@ The package is organised bottom up, like the notebook course that teaches it:
 - :mod:`recnb.math`    -- primitives: cosine similarity, ranking, losses, hybrid blending
 - :mod:`recnb.data`    -- the synthetic shop, MovieLens-100k, validation, cleaning, splits, DataModule
 - :mod:`recnb.models`  -- every recommender behind one interface (``fit``, ``score``, ``recommend``)
-- :mod:`recnb.metrics` -- ranking and rating metrics, vectorised over users
+- :mod:`recnb.evaluation` -- ranking and rating metrics, vectorised over users
 - :mod:`recnb.report`  -- ``record()`` for notebooks and the papermill report runner
 """
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from recnb.report.refresh import refresh
+from recnb.report.site import build_site
 from recnb.report.parameters import ParameterError, load_profiles, profiles_path, split_parameter_file
 from recnb.report.runner import DEFAULT_KERNEL, NOTEBOOKS_DIR, ReportError, check_kernel, find_notebooks, run_report
 
@@ -142,8 +144,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    from recnb.report.refresh import refresh
-
     check_kernel(args.kernel)
     failed = []
     for nb in find_notebooks(args.notebooks):
@@ -158,8 +158,6 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _site(args: argparse.Namespace) -> int:
-    from recnb.report.site import build_site
-
     start = time.perf_counter()
     index = build_site(args.out, find_notebooks(args.notebooks) if args.notebooks else None,
                        log=lambda line: print(line, file=sys.stderr))

@@ -24,6 +24,7 @@ from recnb.data.splits import (
 )
 from recnb.data.synthetic import make_shop
 from recnb.data.validation import DataValidationError, validate
+from recnb.data.movielens import load_movielens
 
 
 def load(name: str = "synthetic", **kwargs: Any) -> RecData:
@@ -31,8 +32,6 @@ def load(name: str = "synthetic", **kwargs: Any) -> RecData:
     if name == "synthetic":
         return make_shop(**kwargs)
     if name in ("movielens", "movielens-100k", "ml-100k"):
-        from recnb.data.movielens import load_movielens
-
         return load_movielens(**kwargs)
     raise ValueError(f"unknown data set {name!r}: expected 'synthetic' or 'movielens'")
 

@@ -52,7 +52,7 @@ import torch
 
 from recnb.data.schema import EVENT, ITEM, RATING, SESSION, TIME, USER, IdIndex, RecData
 from recnb.math.ranking import rank
-from recnb.metrics import hit_rate_at_k, ndcg_at_k
+from recnb.math.metrics import hit_rate_at_k, ndcg_at_k
 
 PAIR_COLUMNS = ("anchor", "candidate", "target")
 

@@ -35,6 +35,7 @@ trainer. Data stays in memory; ``num_workers=0``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -46,7 +47,21 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from recnb.data.sampling import PositiveSet, check_feasible, sample_negatives
 from recnb.data.schema import ITEM_IDX, RATING, USER_IDX, Split, dense_rows
 from recnb.data.validation import check_seed
-from recnb.parallel import steps_per_epoch
+
+
+def steps_per_epoch(n_rows: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimiser steps in one epoch of ``n_rows`` rows on ``world_size`` ranks with per-rank batches of ``batch_size``.
+
+    Each rank gets ``⌈n_rows / W⌉`` rows (the epoch is padded to a multiple of ``W``, as
+    ``DistributedSampler`` does) and cuts them into batches, the last one possibly short:
+    ``⌈⌈n_rows / W⌉ / b⌉`` steps -- about ``W`` times fewer than on one process.
+    """
+    for name, value in (("batch_size", batch_size), ("world_size", world_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(n_rows, int) or n_rows < 0:
+        raise ValueError(f"n_rows must be a non-negative integer, got {n_rows!r}")
+    return math.ceil(math.ceil(n_rows / world_size) / batch_size)
 
 
 class BatchKey(NamedTuple):

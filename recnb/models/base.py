@@ -21,8 +21,11 @@ import pytorch_lightning as pl
 import scipy.sparse as sp
 import torch
 
+from recnb.data.datamodule import InteractionDataModule
 from recnb.data.schema import Split, dense_rows
+from recnb.math.metrics import batch_ndcg
 from recnb.math.ranking import Ranking, rank
+from recnb.training import make_trainer
 
 #: users scored at once by ``recommend`` (and ``evaluate``): peak memory is ``batch * n_items`` scores
 BATCH_SIZE = 1024
@@ -139,8 +142,6 @@ class LightningRecommender(Recommender, pl.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Log ``val_ndcg@10`` of the batch's users (seen items excluded, as in ``evaluate``)."""
-        from recnb.metrics import batch_ndcg
-
         value, n = batch_ndcg(self.score(batch["user"]), batch["seen"], batch["relevant"], k=10)
         if n:  # sync_dist: under DDP, the mean over ranks (each rank validates every user: the same value)
             self.log("val_ndcg@10", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
@@ -154,9 +155,6 @@ class LightningRecommender(Recommender, pl.LightningModule):
         validation loop. ``split.test`` is never looked at. With a multi-process ``trainer``
         (``make_trainer(devices=2)``), the trained weights of rank 0 come back to this object.
         """
-        from recnb.data.datamodule import InteractionDataModule
-        from recnb.training import make_trainer
-
         self.remember_split(split)
         self.build(split)
         datamodule = self.datamodule(split)

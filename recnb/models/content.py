@@ -44,7 +44,8 @@ from recnb.math.ranking import Ranking, item_indices, rank
 from recnb.math.similarity import all_vs_all, normalize_rows
 from recnb.models.base import Recommender, Users, as_user_tensor
 from recnb.models.text_encoder import Encoder, TextEncoder, TfidfEncoder
-from recnb.rerank import category_distribution
+from recnb.data.categories import category_distribution
+from recnb.models.knn import keep_top_k_sparse
 
 Normalise = Literal["none", "count", "similarity"]
 
@@ -94,8 +95,6 @@ def pruned_cosine(embeddings: torch.Tensor, neighbours: int, block: int = SIMILA
     once to its ``neighbours`` largest off-diagonal entries (ties to the lower index) by
     :func:`recnb.models.knn.keep_top_k_sparse`: memory ``block x n``, never ``n x n``.
     """
-    from recnb.models.knn import keep_top_k_sparse
-
     n = embeddings.shape[0]
     parts = []
     for lo in range(0, n, block):

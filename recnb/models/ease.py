@@ -92,7 +92,7 @@ class EASE(Recommender):
         ``λ`` of the grid. Returns the curve (columns ``lam``, ``value``, ``users``); afterwards
         the model is fitted on ``validation``: refit it on the full split.
         """
-        from recnb.metrics import evaluate
+        from recnb.evaluation import evaluate
 
         grid = [float(v) for v in grid]
         if not grid:

@@ -22,7 +22,7 @@ Each training epoch logs (one value per epoch, see :class:`~recnb.training.Histo
 scores of positives and sampled negatives), ``user_norm`` and ``item_norm`` (mean Euclidean norm of
 the embedding tables at the end of the epoch);
 each validation pass logs ``val_ndcg@10`` on the split's test items, training items excluded from
-both the lists and the relevant set (as :func:`recnb.metrics.evaluate` does).
+both the lists and the relevant set (as :func:`recnb.evaluation.evaluate` does).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import torch
 from recnb.data.schema import Split, dense_rows
 from recnb.math.blend import METHODS, blend, normalise
 from recnb.math.ranking import PAD, item_indices, rank
-from recnb.metrics import RANKING_FUNCTIONS, RANKING_METRICS, mean, relevance
+from recnb.evaluation import RANKING_FUNCTIONS, RANKING_METRICS, mean, relevance
 from recnb.models.base import Recommender, Users, as_user_tensor
 
 DEFAULT_GRID = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
@@ -54,7 +54,7 @@ def alpha_curve(
 
     ``cf`` and ``content`` must be fitted on ``split`` (its train part). ``users``: which users
     (default ``split.test_users``); users with no relevant item are left out, seen items excluded,
-    as in :func:`recnb.metrics.evaluate`. ``relevant_items``: count only these items as relevant
+    as in :func:`recnb.evaluation.evaluate`. ``relevant_items``: count only these items as relevant
     (e.g. new items, to ask how well the blend surfaces them); the ranking still spans the whole
     catalogue. Returns a frame with columns ``alpha``, ``value``, ``users``.
     """

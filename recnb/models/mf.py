@@ -31,7 +31,7 @@ sum has no such scale.
 :class:`GlobalMean` is the baseline below every rating model: ``r̂_ui = μ`` for every pair.
 
 ``score(users)`` is the predicted rating of every item, so ranking by it ranks by predicted
-rating; :func:`recnb.metrics.rating_metrics` gives RMSE/MAE on the test ratings.
+rating; :func:`recnb.evaluation.rating_metrics` gives RMSE/MAE on the test ratings.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class GlobalMean(Recommender):
     """The global-mean rating baseline: ``r̂_ui = μ``, the mean training rating, for every pair.
 
     It ranks nothing (every item ties) but gives the RMSE every rating model must beat;
-    :func:`recnb.metrics.rating_metrics` reads it through :meth:`predict`.
+    :func:`recnb.evaluation.rating_metrics` reads it through :meth:`predict`.
     """
 
     mu_: float | None = None

@@ -1,5 +1,5 @@
 """The embedding model trained with DP-SGD: user and item vectors, BPR loss, per-example clipping
-and Gaussian noise (see :mod:`recnb.privacy.dp_sgd` for the step, :mod:`recnb.privacy.accountant`
+and Gaussian noise (see :mod:`recnb.training.dp_sgd` for the step, :mod:`recnb.training.accountant`
 for the ``(ε, δ)`` it buys).
 
 **The privacy unit is one training interaction** ``(u, i)`` (one example = the pair with its
@@ -31,8 +31,8 @@ from recnb.data.sampling import sample_negatives
 from recnb.data.schema import Split
 from recnb.math.losses import bpr_loss
 from recnb.models.embedding import EmbeddingRecommender
-from recnb.privacy.accountant import dp_sgd_epsilon
-from recnb.privacy.dp_sgd import clip_factors, gaussian_noise_like
+from recnb.training.accountant import dp_sgd_epsilon
+from recnb.training.dp_sgd import clip_factors, gaussian_noise_like
 
 
 class _PoissonSteps(Dataset):

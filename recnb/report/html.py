@@ -22,6 +22,8 @@ from typing import Any
 
 import nbformat
 
+from recnb.report.files import atomic_write
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = "_static"
 MATHJAX = "mathjax"
@@ -142,8 +144,6 @@ def write_notebook_html(notebook: Path, target: Path, resources_dir: Path | None
 
     ``resources_dir``: where images linked from its markdown are (default: the notebook's folder).
     """
-    from recnb.report.runner import atomic_write
-
     mathjax = copy_mathjax(target.parent)
     atomic_write(target, notebook_html(notebook, relative_url(mathjax, target.parent), resources_dir=resources_dir))
 

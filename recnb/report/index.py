@@ -13,6 +13,7 @@ from typing import Any
 
 import nbformat
 
+from recnb.report.files import format_metric
 from recnb.report.html import render_page
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -49,8 +50,6 @@ def failing_cell(notebook: nbformat.NotebookNode, execution_count: int | None) -
 
 def report_index_html(data: dict[str, Any], directory: Path) -> str:
     """The index page of the run in ``directory``, from its summary ``data``."""
-    from recnb.report.runner import _fmt
-
     rows, failures = [], []
     for r in data["notebooks"]:
         stem = Path(r["notebook"]).stem
@@ -63,7 +62,7 @@ def report_index_html(data: dict[str, Any], directory: Path) -> str:
             **r,
             "anchor": f"nb-{stem}",
             "title": notebook_title(executed) if executed is not None else None,
-            "metrics": [(k, _fmt(v)) for k, v in r["metrics"].items()],
+            "metrics": [(k, format_metric(v)) for k, v in r["metrics"].items()],
             "links": links,
         }
         rows.append(row)

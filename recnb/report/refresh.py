@@ -12,7 +12,8 @@ from pathlib import Path
 
 import nbformat
 
-from recnb.report.runner import DEFAULT_KERNEL, atomic_write, execute
+from recnb.report.files import atomic_write
+from recnb.report.runner import DEFAULT_KERNEL, execute
 
 
 def strip_run_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:

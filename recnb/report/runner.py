@@ -31,7 +31,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable
 
+from recnb.report.browser import BrowserUnavailable, check_page, chromium
+from recnb.report.files import atomic_write, format_metric
 from recnb.report.html import write_notebook_html
+from recnb.report.index import report_index_html
 from recnb.report.parameters import ParameterError, check_parameters, profile_parameters, load_profiles
 from recnb.report.record import read_metrics
 
@@ -159,22 +162,6 @@ def _error_of(exc: BaseException) -> dict[str, Any]:
     return {"cell": None, "cell_index": None, "ename": type(exc).__name__, "evalue": str(exc)}
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def execute(
     notebook: Path,
     output: Path,
@@ -286,8 +273,6 @@ def take_screenshots(report: Report, log: Callable[[str], None]) -> list[Path]:
     Each page is opened offline in the system Chromium; what a reader would see wrong there (a
     request to the network, a console error, an image or link that fails, raw TeX) is logged.
     """
-    from recnb.report.browser import BrowserUnavailable, check_page, chromium
-
     pages = [report.directory / "index.html"]
     pages += [report.directory / r.html for r in report.results if r.html and r.status == "ok"][:1]
     written = []
@@ -305,8 +290,6 @@ def take_screenshots(report: Report, log: Callable[[str], None]) -> list[Path]:
 
 def write_summary(report: Report) -> None:
     """Write ``summary.json``, ``summary.md`` and ``index.html`` of ``report``, each atomically."""
-    from recnb.report.index import report_index_html
-
     seeds = sorted({json.dumps(r.parameters.get("seed")) for r in report.results if "seed" in r.parameters})
     data = {
         "profile": report.profile,
@@ -345,9 +328,5 @@ def summary_markdown(data: dict[str, Any]) -> str:
             lines += [f"**Error** ({cell}{r['error']['ename']}): {r['error']['evalue']}", ""]
         if r["metrics"]:
             lines += ["| metric | value |", "|---|---|"]
-            lines += [f"| {k} | {_fmt(v)} |" for k, v in r["metrics"].items()]
+            lines += [f"| {k} | {format_metric(v)} |" for k, v in r["metrics"].items()]
     return "\n".join(lines) + "\n"
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

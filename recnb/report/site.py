@@ -21,7 +21,8 @@ import nbformat
 
 from recnb.report.html import copy_mathjax, notebook_html, relative_url, render_page
 from recnb.report.index import notebook_title
-from recnb.report.runner import REPO_ROOT, atomic_write, environment, find_notebooks
+from recnb.report.files import atomic_write
+from recnb.report.runner import REPO_ROOT, environment, find_notebooks
 
 DEFAULT_SITE = REPO_ROOT / "site"
 _NUMBERED = re.compile(r"^\d+\s*[·.:—-]\s*")  # "02 · ", "3. " at the start of a heading

@@ -94,7 +94,7 @@ def test_random_ndcg_matches_the_chance_expectation():
     and popularity beats it on the synthetic shop (whose item popularity is long-tailed)."""
     from recnb.data.splits import random_holdout
     from recnb.data.synthetic import make_shop
-    from recnb.metrics import evaluate, relevance
+    from recnb.evaluation import evaluate, relevance
 
     split = random_holdout(make_shop(n_users=300, n_items=200, n_interactions=8000, seed=0), 0.2, seed=0)
     users = np.asarray(split.test_users)
@@ -118,7 +118,7 @@ def test_random_ndcg_matches_the_chance_expectation():
 def test_recommend_and_evaluate_in_batches_equal_one_batch():
     from recnb.data.splits import random_holdout
     from recnb.data.synthetic import make_shop
-    from recnb.metrics import evaluate, evaluate_per_user
+    from recnb.evaluation import evaluate, evaluate_per_user
     from recnb.models.knn import ItemKNN
 
     split = random_holdout(make_shop(n_users=70, n_items=50, n_interactions=2000, seed=1), test_ratio=0.25, seed=1)
@@ -140,7 +140,7 @@ def _owned_score_models():
     from recnb.models.embedding import EmbeddingRecommender
     from recnb.models.knn import ItemKNN, UserKNN
     from recnb.models.mf import BiasedMF
-    from recnb.privacy.laplace import DPPopularityRecommender
+    from recnb.studies.privacy.laplace import DPPopularityRecommender
 
     return [
         PopularityRecommender(), RandomRecommender(seed=3), ItemKNN(neighbours=5), UserKNN(neighbours=5),

@@ -2,7 +2,7 @@
 
 Quality: a 2-process fit takes half the steps per epoch on batches of the same per-rank size (an
 effective batch twice as large), with the learning rate scaled linearly
-(:func:`recnb.parallel.scaled_lr`); after the same number of epochs both must beat popularity
+(:func:`recnb.training.parallel.scaled_lr`); after the same number of epochs both must beat popularity
 clearly and land within 0.06 NDCG@10 of each other on the same test split.
 """
 
@@ -13,10 +13,10 @@ import torch
 
 from recnb.data import make_shop, random_holdout
 from recnb.data.splits import holdout_validation
-from recnb.metrics import evaluate
+from recnb.evaluation import evaluate
 from recnb.models.embedding import EmbeddingRecommender
 from recnb.models.popularity import PopularityRecommender
-from recnb.parallel import scaled_lr
+from recnb.training.parallel import scaled_lr
 from recnb.training import make_trainer
 
 EPOCHS, LR = 15, 0.02
@@ -53,7 +53,7 @@ def test_two_process_history_and_validation_come_back(split):
     model = _two_processes(val, validation=val)
     h = model.trainer_.logger.history
     assert h["val_ndcg@10"].notna().sum() == EPOCHS and h["train_loss"].notna().sum() == EPOCHS
-    # the last validation value is recnb.metrics' NDCG of the returned weights on the validation split
+    # the last validation value is recnb.evaluation' NDCG of the returned weights on the validation split
     assert h["val_ndcg@10"].dropna().iloc[-1] == pytest.approx(evaluate(model, val, 10)["ndcg@10"], abs=1e-6)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from recnb.data.schema import IdIndex, Split
 from recnb.data.splits import holdout_validation, random_holdout
 from recnb.data.synthetic import make_shop
-from recnb.metrics import evaluate
+from recnb.evaluation import evaluate
 from recnb.models.ease import EASE, ease_weights, gram
 from recnb.models.popularity import PopularityRecommender
 

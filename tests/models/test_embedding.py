@@ -10,7 +10,7 @@ from recnb.data.splits import holdout_validation, random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.math.losses import negative_sampling_loss, positive_only_loss
 from recnb.math.ranking import rank
-from recnb.metrics import evaluate, ndcg_at_k
+from recnb.evaluation import evaluate, ndcg_at_k
 from recnb.models.embedding import EmbeddingRecommender, top_direction_share
 from recnb.models.popularity import PopularityRecommender, RandomRecommender
 
@@ -67,7 +67,7 @@ def test_history_has_the_curves_notebook_02_plots(tiny):
     for column in ("train_loss", "user_norm", "item_norm", "pos_score", "neg_score", "val_ndcg@10"):
         assert h[column].notna().sum() == 3, column
     assert m.hparams.max_epochs == 3 and m.hparams.loss == "bpr"
-    # the logged validation NDCG is recnb.metrics' NDCG of the final model (validation users, seen excluded)
+    # the logged validation NDCG is recnb.evaluation' NDCG of the final model (validation users, seen excluded)
     assert h["val_ndcg@10"].iloc[-1] == pytest.approx(evaluate(m, val, 10)["ndcg@10"], abs=1e-6)
 
 

@@ -11,7 +11,7 @@ from recnb.data.schema import IdIndex, Split
 from recnb.data.splits import holdout_validation, random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.math.blend import normalise
-from recnb.metrics import evaluate
+from recnb.evaluation import evaluate
 from recnb.data.splits import hold_out_items
 from recnb.models.hybrid import HybridRecommender, alpha_curve
 from recnb.models.knn import ItemKNN, UserKNN

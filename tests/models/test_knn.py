@@ -14,7 +14,7 @@ from recnb.data.schema import IdIndex, Split
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.math.ranking import keep_top_k_per_row, rank
-from recnb.metrics import evaluate
+from recnb.evaluation import evaluate
 from recnb.models.knn import (
     ItemKNN,
     UserKNN,

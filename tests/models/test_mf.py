@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recnb.data.schema import IdIndex, Split
-from recnb.metrics import rating_metrics
+from recnb.evaluation import rating_metrics
 from recnb.models.mf import BiasedMF, GlobalMean
 
 

@@ -9,7 +9,7 @@ from recnb.data.schema import Split
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.math.losses import bce_loss
-from recnb.metrics import evaluate
+from recnb.evaluation import evaluate
 from recnb.models.mlp import MLPRecommender
 from recnb.models.popularity import PopularityRecommender
 

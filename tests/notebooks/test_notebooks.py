@@ -174,7 +174,7 @@ def _benchmark(m: dict[str, Any]) -> None:
     # oracle of true view probabilities beats the oracle of true taste
     assert m["shop_ndcg@10_oracle_true_view"] > m["shop_ndcg@10_oracle_true_taste"]
     assert m["shop_future_ndcg@10_oracle_view"] > m["shop_future_ndcg@10_best_model"] > 0
-    from recnb.bench import peers_available
+    from recnb.studies.bench import peers_available
 
     if any(peers_available().values()):  # the bench extra is installed: the peers must have run
         assert m["best_peer_ndcg"] > m["ndcg@10_recnb_popularity"]

@@ -1,0 +1,99 @@
+"""Evaluation: how good a fitted recommender's lists are, with how sure we can be.
+
+The formulas live one layer down, in :mod:`recnb.math.metrics` (precision, recall, NDCG, MAP, hit
+rate, MRR over a ranking and a relevance mask); this package runs them on models and splits:
+
+- :mod:`recnb.evaluation.protocol` -- the one evaluation path: ``evaluate`` / ``evaluate_per_user``
+  (users a batch at a time, an optional shelf of items), ``relevance``, ``rank_of``, ``compare``;
+- :mod:`recnb.evaluation.rating` -- RMSE and MAE of rating models;
+- :mod:`recnb.evaluation.auc` -- per-user AUC and GAUC;
+- :mod:`recnb.evaluation.beyond` -- coverage, popularity, diversity, exposure, novelty, personalisation;
+- :mod:`recnb.evaluation.sampled` -- the sampled protocol (held-out item among sampled negatives);
+- :mod:`recnb.evaluation.uncertainty` -- bootstrap intervals and paired tests over users or seeds.
+
+Every name below is importable from ``recnb.evaluation`` directly.
+"""
+
+from recnb.math.metrics import (
+    batch_ndcg,
+    f1_at_k,
+    hit_rate_at_k,
+    hits,
+    map_at_k,
+    mean,
+    mrr,
+    ndcg_at_k,
+    precision_at_k,
+    RANKING_FORMULAS,
+    RANKING_FUNCTIONS,
+    RANKING_METRICS,
+    recall_at_k,
+)
+from recnb.evaluation.protocol import (
+    compare,
+    DEFAULT_METRICS,
+    evaluate,
+    evaluate_per_user,
+    rank_of,
+    relevance,
+)
+from recnb.evaluation.rating import (
+    mae,
+    rating_metrics,
+    rmse,
+)
+from recnb.evaluation.auc import (
+    gauc,
+    user_auc,
+)
+from recnb.evaluation.beyond import (
+    catalogue_coverage,
+    exposure_counts,
+    exposure_gini,
+    intra_list_diversity,
+    mean_popularity,
+    novelty,
+    personalisation,
+)
+from recnb.evaluation.sampled import (
+    sample_negatives,
+    sampled_rank_metrics,
+    sampled_ranks,
+)
+
+__all__ = [
+    "batch_ndcg",
+    "f1_at_k",
+    "hit_rate_at_k",
+    "hits",
+    "map_at_k",
+    "mean",
+    "mrr",
+    "ndcg_at_k",
+    "precision_at_k",
+    "RANKING_FORMULAS",
+    "RANKING_FUNCTIONS",
+    "RANKING_METRICS",
+    "recall_at_k",
+    "compare",
+    "DEFAULT_METRICS",
+    "evaluate",
+    "evaluate_per_user",
+    "rank_of",
+    "relevance",
+    "mae",
+    "rating_metrics",
+    "rmse",
+    "gauc",
+    "user_auc",
+    "catalogue_coverage",
+    "exposure_counts",
+    "exposure_gini",
+    "intra_list_diversity",
+    "mean_popularity",
+    "novelty",
+    "personalisation",
+    "sample_negatives",
+    "sampled_rank_metrics",
+    "sampled_ranks",
+]

@@ -1,0 +1,226 @@
+"""Ranking metrics as formulas over one ranking and one relevance mask, vectorised over users.
+
+Conventions shared by every ranking metric here:
+
+- ``ranked``: ``(U, k)`` int64 item indices, best first, as :func:`recnb.math.ranking.rank` and
+  ``Recommender.recommend`` return them; ``PAD`` (-1) marks empty slots and never counts as a hit.
+  The cut-off ``k`` is ``ranked.shape[1]`` (use ``ranked[:, :5]`` for @5 from an @10 ranking).
+- ``relevant``: ``(U, n_items)`` bool, the items each user actually interacted with in test.
+- ``rel_uj = relevant[u, ranked[u, j]]`` is 1 when the item at rank ``j`` (1-based) is relevant;
+  ``R_u = |relevant[u]|`` is the number of relevant items.
+- Every metric returns a per-user float32 tensor ``(U,)``. Users with ``R_u = 0`` get ``NaN``
+  from every metric: the metric is undefined for them, and :func:`recnb.evaluation.evaluate` and :func:`mean`
+  leave them out of the mean.
+
+Beyond accuracy: :func:`catalogue_coverage` (share of the catalogue in any list),
+:func:`mean_popularity` (mean or median training popularity of the recommended items) and
+:func:`rank_of` (where one item lands in each user's full ranking). :func:`evaluate` can also
+restrict ranking and relevance to a *shelf* of items (``items=``).
+
+Denominators (the places where libraries differ):
+
+=============  ===============================================  ==============================
+metric         definition                                       torchmetrics 1.9 (``top_k=k``)
+=============  ===============================================  ==============================
+precision@k    hits / k  (k fixed, also when PAD slots remain)  same
+recall@k       hits / R_u  (not ``min(k, R_u)``)                same
+f1@k           2 P R / (P + R), 0 when P + R = 0                --
+ndcg@k         DCG / IDCG, DCG = sum_j rel_uj / log2(j + 1),    same (binary gains);
+               IDCG = sum_{j <= min(k, R_u)} 1 / log2(j + 1)    sklearn ``ndcg_score`` same
+map@k (AP@k)   sum_j P@j rel_uj / min(k, R_u)                   divides by hits instead
+hit_rate@k     1 if hits > 0 else 0                             same
+mrr (@k)       1 / rank of the first relevant item, 0 if none   same
+=============  ===============================================  ==============================
+
+(``hits = sum_j rel_uj``.) AP@k divides by ``min(k, R_u)``, the most hits a list of ``k`` can hold,
+so a perfect list scores 1 and a list with one hit among many relevant items scores less than 1;
+torchmetrics' ``retrieval_average_precision`` divides by the number of hits, which rates a list
+holding a single hit at rank 1 as perfect. Note also that torchmetrics treats any item whose
+*score* is ``<= 0`` as irrelevant; recnb metrics look at ranks only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from recnb.math.ranking import PAD, rank
+
+
+def _check(ranked: torch.Tensor, relevant: torch.Tensor) -> None:
+    if ranked.ndim != 2 or relevant.ndim != 2:
+        raise ValueError(
+            f"ranked must be (U, k) and relevant (U, n_items); got shapes {tuple(ranked.shape)} and {tuple(relevant.shape)}"
+        )
+    if ranked.shape[0] != relevant.shape[0]:
+        raise ValueError(f"ranked has {ranked.shape[0]} users (rows), relevant has {relevant.shape[0]}")
+    if ranked.shape[1] == 0:
+        raise ValueError("ranked has k = 0 columns; metrics @k need k >= 1")
+    if ranked.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"ranked must hold integer item indices, got dtype {ranked.dtype}")
+    if relevant.dtype != torch.bool:
+        raise TypeError(f"relevant must be a bool mask, got dtype {relevant.dtype}")
+    if ranked.numel() and (ranked.min() < PAD or ranked.max() >= relevant.shape[1]):
+        raise IndexError(
+            f"ranked item indices must lie in 0..{relevant.shape[1] - 1} (or PAD={PAD}), "
+            f"got {ranked.min().item()}..{ranked.max().item()}"
+        )
+
+
+def hits(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``rel_uj``: ``(U, k)`` float32, 1 where the item at rank ``j`` is relevant (PAD gives 0)."""
+    _check(ranked, relevant)
+    pad = ranked == PAD
+    got = torch.gather(relevant, 1, ranked.long().clamp(min=0))
+    return (got & ~pad).float()
+
+
+def _n_relevant(relevant: torch.Tensor) -> torch.Tensor:
+    """``R_u``: ``(U,)`` float32 number of relevant items per user, ``NaN`` where ``R_u = 0``."""
+    n = relevant.sum(dim=1).float()
+    return n.masked_fill(n == 0, float("nan"))
+
+
+def _undefined_to_nan(values: torch.Tensor, n_rel: torch.Tensor) -> torch.Tensor:
+    return values.masked_fill(torch.isnan(n_rel), float("nan"))
+
+
+def _precision(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    return _undefined_to_nan(h.sum(dim=1) / k, n_rel)
+
+
+def _recall(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    return _undefined_to_nan(h.sum(dim=1) / n_rel.clamp(min=1), n_rel)
+
+
+def _f1(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    p, r = _precision(h, n_rel, k), _recall(h, n_rel, k)
+    s = p + r
+    return torch.where(s > 0, 2 * p * r / s.where(s > 0, torch.ones_like(s)), s * 0)
+
+
+def _discounts(k: int) -> torch.Tensor:
+    return 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float32))  # 1/log2(j+1), j = 1..k
+
+
+def _ndcg(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    disc = _discounts(k)
+    dcg = (h * disc).sum(dim=1)
+    ideal_n = torch.nan_to_num(n_rel, nan=0.0).clamp(max=k).long()
+    idcg = torch.cat([torch.zeros(1), disc.cumsum(0)])[ideal_n]
+    return _undefined_to_nan(dcg / idcg.clamp(min=1e-12), n_rel)
+
+
+def _map(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    prec_at_j = h.cumsum(dim=1) / torch.arange(1, k + 1, dtype=torch.float32)
+    denom = n_rel.clamp(min=1, max=k)
+    return _undefined_to_nan((prec_at_j * h).sum(dim=1) / denom, n_rel)
+
+
+def _hit_rate(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    return _undefined_to_nan((h.sum(dim=1) > 0).float(), n_rel)
+
+
+def _reciprocal_rank(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
+    ranks = torch.arange(1, k + 1, dtype=torch.float32)
+    first = torch.where(h > 0, ranks, torch.full_like(h, float("inf"))).amin(dim=1)
+    return _undefined_to_nan(1.0 / first, n_rel)
+
+
+def _dense(fn: Any, ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``fn(h, n_rel, k)`` with the hits and ``R_u`` of a dense ``relevant`` mask."""
+    return fn(hits(ranked, relevant), _n_relevant(relevant), ranked.shape[1])
+
+
+def precision_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``P@k = hits / k`` per user, ``k = ranked.shape[1]``."""
+    return _dense(_precision, ranked, relevant)
+
+
+def recall_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``R@k = hits / R_u`` per user (all relevant items in the denominator, not ``min(k, R_u)``)."""
+    return _dense(_recall, ranked, relevant)
+
+
+def f1_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``F1@k = 2 P@k R@k / (P@k + R@k)`` per user; 0 when the list holds no hit."""
+    return _dense(_f1, ranked, relevant)
+
+
+def ndcg_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``NDCG@k = DCG@k / IDCG@k`` per user with binary gains.
+
+    ``DCG@k = sum_{j=1..k} rel_uj / log2(j + 1)``; ``IDCG@k`` is the DCG of the ideal list, which
+    puts ``min(k, R_u)`` relevant items first.
+    """
+    return _dense(_ndcg, ranked, relevant)
+
+
+def map_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """Average precision ``AP@k = sum_{j=1..k} P@j rel_uj / min(k, R_u)`` per user.
+
+    ``P@j`` is the precision of the first ``j`` items. The mean over users of AP@k is MAP@k.
+    """
+    return _dense(_map, ranked, relevant)
+
+
+def hit_rate_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """``HR@k = 1`` if at least one of the top ``k`` items is relevant, else 0."""
+    return _dense(_hit_rate, ranked, relevant)
+
+
+def mrr(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """Reciprocal rank ``1 / j*`` of the first relevant item within the top ``k``; 0 if none.
+
+    The mean over users is the mean reciprocal rank (MRR@k).
+    """
+    return _dense(_reciprocal_rank, ranked, relevant)
+
+
+def mean(values: torch.Tensor) -> float:
+    """Mean over users, leaving out users whose metric is undefined (``NaN``: no relevant items)."""
+    defined = values[~torch.isnan(values)]
+    if defined.numel() == 0:
+        raise ValueError("no user has a defined value (every user has no relevant item)")
+    return defined.mean().item()
+
+
+RANKING_FUNCTIONS = {
+    "precision": precision_at_k,
+    "recall": recall_at_k,
+    "f1": f1_at_k,
+    "ndcg": ndcg_at_k,
+    "map": map_at_k,
+    "hit_rate": hit_rate_at_k,
+    "mrr": mrr,
+}
+
+
+RANKING_METRICS = tuple(RANKING_FUNCTIONS)
+
+
+RANKING_FORMULAS = {
+    "precision": _precision,
+    "recall": _recall,
+    "f1": _f1,
+    "ndcg": _ndcg,
+    "map": _map,
+    "hit_rate": _hit_rate,
+    "mrr": _reciprocal_rank,
+}
+
+
+def batch_ndcg(scores: torch.Tensor, seen: torch.Tensor, relevant: torch.Tensor, k: int = 10) -> tuple[float, int]:
+    """NDCG@k of one validation batch: ``(mean over users with a relevant unseen item, their count)``.
+
+    ``scores``, ``seen``, ``relevant``: ``(b, n_items)``; seen items are excluded from the ranking
+    and from relevance, as in :func:`evaluate`. Returns ``(nan, 0)`` when no user counts. Lightning
+    models log it from ``validation_step`` (weighting by the count).
+    """
+    rel = relevant & ~seen
+    keep = rel.any(dim=1)
+    if not keep.any():
+        return float("nan"), 0
+    ranked = rank(scores[keep], k=k, exclude=seen[keep]).indices
+    return mean(ndcg_at_k(ranked, rel[keep])), int(keep.sum())
