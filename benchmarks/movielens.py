@@ -55,9 +55,9 @@ def main() -> None:
     ease = EASE()
     with thread_limit(args.threads):
         ease.select_lambda(validation, grid=LAM_GRID, k=10)
-    print(f"EASE λ chosen on validation: {ease.lam:g}")
+    print(f"EASE λ chosen on validation: {ease.l2:g}")
 
-    models = recnb_models(seed=args.seed, ease_lam=ease.lam, mlp=not args.no_mlp)
+    models = recnb_models(seed=args.seed, ease_l2=ease.l2, mlp=not args.no_mlp)
     peers, missing = peer_models(seed=args.seed, threads=args.threads)
     for name in missing:
         print(f"peer {name} is not installed (pip install -e \".[bench]\"): left out")

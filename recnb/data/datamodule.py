@@ -2,10 +2,10 @@
 
 Training batches (one epoch = one pass over the training rows, in a fresh order):
 
-- ``mode="implicit"``: ``{"user": (B,), "pos": (B,), "neg": (B, n_neg)}`` int64 -- every distinct
-  training pair ``(u, i)`` once per epoch, with ``n_neg`` negatives per row drawn by
+- ``mode="implicit"``: ``{"user": (B,), "pos": (B,), "neg": (B, n_negatives)}`` int64 -- every distinct
+  training pair ``(u, i)`` once per epoch, with ``n_negatives`` negatives per row drawn by
   :func:`~recnb.data.sampling.sample_negatives` (``sampler="uniform"``, or ``"popularity"``:
-  ``∝ count_j ** popularity_power``), never a training positive of ``u``; the ``n_neg`` draws of
+  ``∝ count_j ** popularity_power``), never a training positive of ``u``; the ``n_negatives`` draws of
   a row are independent, so a row may repeat a negative.
 - ``mode="explicit"``: ``{"user": (B,), "item": (B,), "rating": (B,) float32}`` -- the training
   rows that carry a rating.
@@ -148,8 +148,8 @@ class InteractionDataModule(pl.LightningDataModule):
         self,
         split: Split,
         mode: str = "implicit",
-        batch_size: int = 1024,
-        n_neg: int = 1,
+        batch_size: int = 2048,
+        n_negatives: int = 4,
         sampler: str = "uniform",
         popularity_power: float = 1.0,
         seed: int = 0,
@@ -162,9 +162,9 @@ class InteractionDataModule(pl.LightningDataModule):
             raise ValueError(f"mode must be 'implicit' or 'explicit', got {mode!r}")
         if sampler not in ("uniform", "popularity"):
             raise ValueError(f"sampler must be 'uniform' or 'popularity', got {sampler!r}")
-        if batch_size < 1 or eval_batch_size < 1 or n_neg < 1:
-            raise ValueError(f"batch_size, eval_batch_size and n_neg must be >= 1, got {batch_size}, {eval_batch_size}, {n_neg}")
-        self.split, self.mode, self.batch_size, self.n_neg = split, mode, batch_size, n_neg
+        if batch_size < 1 or eval_batch_size < 1 or n_negatives < 1:
+            raise ValueError(f"batch_size, eval_batch_size and n_negatives must be >= 1, got {batch_size}, {eval_batch_size}, {n_negatives}")
+        self.split, self.mode, self.batch_size, self.n_negatives = split, mode, batch_size, n_negatives
         self.sampler, self.popularity_power, self.seed = sampler, popularity_power, check_seed(seed)
         self.eval_batch_size, self.shuffle = eval_batch_size, shuffle
         self.validation: Split | None = None
@@ -216,7 +216,7 @@ class InteractionDataModule(pl.LightningDataModule):
         if self.mode == "explicit":
             return {"user": self.users[idx], "item": self.items[idx], "rating": self.ratings[idx]}
         users = self.users[idx]
-        neg = sample_negatives(users, self.n_neg, self.positives, self.weights, g, check=False)
+        neg = sample_negatives(users, self.n_negatives, self.positives, self.weights, g, check=False)
         return {"user": users, "pos": self.items[idx], "neg": neg}
 
     def train_dataloader(self, rank: int | None = None, world_size: int | None = None) -> DataLoader:

@@ -6,7 +6,7 @@ For a user ``u`` with positive set ``P_u``, a negative is an item ``j ∉ P_u`` 
 - ``popularity``: ``P(j) ∝ count_j ** power``      (``count_j`` = training users of ``j``),
 
 conditioned on ``j ∉ P_u``. Rejection sampling does the conditioning exactly and vectorised:
-draw all ``(B, n_neg)`` candidates at once, find those that are positives of their row's user,
+draw all ``(B, n_negatives)`` candidates at once, find those that are positives of their row's user,
 redraw only those, repeat until none is left. The expected number of rounds is small unless a
 user owns most of the probability mass; a user for whom no item is left raises ``ValueError``.
 Membership is tested on sorted pair keys ``u * n_items + i`` with ``torch.searchsorted``, so no
@@ -61,14 +61,14 @@ class PositiveSet:
 
 def sample_negatives(
     users: torch.Tensor,
-    n_neg: int,
+    n_negatives: int,
     positives: PositiveSet,
     weights: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     max_rounds: int = 1000,
     check: bool = True,
 ) -> torch.Tensor:
-    """``(B, n_neg)`` int64 negatives for ``users`` ``(B,)``, never a positive of the row's user.
+    """``(B, n_negatives)`` int64 negatives for ``users`` ``(B,)``, never a positive of the row's user.
 
     ``weights`` ``(n_items,)`` non-negative: sample ``∝ weights`` (``None``: uniformly). Items
     with weight 0 are never drawn. ``check=False`` skips the test that every user has an item
@@ -88,7 +88,7 @@ def sample_negatives(
             return torch.randint(n_items, (k,), generator=generator)
         return torch.multinomial(weights, k, replacement=True, generator=generator)
 
-    out = draw(len(users) * n_neg).reshape(len(users), n_neg)
+    out = draw(len(users) * n_negatives).reshape(len(users), n_negatives)
     rows = users[:, None].expand_as(out)
     bad = positives.contains(rows, out)
     for _ in range(max_rounds):

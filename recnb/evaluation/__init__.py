@@ -56,7 +56,7 @@ from recnb.evaluation.beyond import (
     personalisation,
 )
 from recnb.evaluation.sampled import (
-    sample_negatives,
+    held_out_negatives,
     sampled_rank_metrics,
     sampled_ranks,
 )
@@ -93,7 +93,7 @@ __all__ = [
     "mean_popularity",
     "novelty",
     "personalisation",
-    "sample_negatives",
+    "held_out_negatives",
     "sampled_rank_metrics",
     "sampled_ranks",
 ]

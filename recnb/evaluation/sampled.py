@@ -32,7 +32,7 @@ def sampled_ranks(positive: torch.Tensor, negatives: torch.Tensor) -> torch.Tens
     return 1 + (negatives >= positive[:, None]).sum(dim=1)
 
 
-def sample_negatives(
+def held_out_negatives(
     split: Split, n_negatives: int = 100, seed: int = 0, users: Any = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The held-out pairs of ``split`` and ``n_negatives`` sampled negatives for each.
@@ -76,7 +76,7 @@ def sampled_rank_metrics(
 ) -> dict[str, float]:
     """Sampled evaluation: rank each held-out item among ``n_negatives`` sampled items only.
 
-    For each held-out pair (:func:`sample_negatives`) the model scores the item and its negatives;
+    For each held-out pair (:func:`held_out_negatives`) the model scores the item and its negatives;
     :func:`sampled_ranks` gives its rank ``r`` among the ``n_negatives + 1``. Per pair:
     ``HR@k = 1[r <= k]``, ``NDCG@k = 1[r <= k] / log2(r + 1)`` (one relevant item, so ``IDCG = 1``),
     and ``AUC = (|{j : s_j < s_pos}| + ½ |{j : s_j = s_pos}|) / n_negatives``. Each is averaged over
@@ -91,7 +91,7 @@ def sampled_rank_metrics(
         raise ValueError(f"k must be positive, got {k}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    pair_u, pair_i, neg = sample_negatives(split, n_negatives, seed, users)
+    pair_u, pair_i, neg = held_out_negatives(split, n_negatives, seed, users)
     uniq, inverse = np.unique(pair_u, return_inverse=True)
     pos_s = torch.empty(len(pair_u), dtype=torch.float64)
     neg_s = torch.empty(neg.shape, dtype=torch.float64)

@@ -5,7 +5,7 @@
     \\operatorname{sim}(u, g) = \\frac{\\langle e_u, e_g \\rangle}{\\lVert e_u \\rVert \\, \\lVert e_g \\rVert}
 
 Documented in 000 ("推荐结果生成") and 004 §4.1.3 / §4.2.3. All-vs-all is one matrix product of
-row-normalised embeddings: ``normalize_rows(U) @ normalize_rows(G).T``.
+row-normalised embeddings: ``normalise_rows(U) @ normalise_rows(G).T``.
 
 **Zero vectors.** The formula divides by zero when either vector is 0. Here a zero vector has
 similarity **0** with everything (itself included): it carries no direction, so it is neither
@@ -22,7 +22,7 @@ def _check_float(name: str, x: torch.Tensor) -> None:
         raise TypeError(f"{name} must be a floating-point tensor (float32/float64), got {x.dtype}")
 
 
-def normalize_rows(x: torch.Tensor) -> torch.Tensor:
+def normalise_rows(x: torch.Tensor) -> torch.Tensor:
     """Each row divided by its Euclidean norm; zero rows stay zero.
 
     ``x``: ``(..., d)``. Returns the same shape and dtype with ``||row|| = 1`` for every non-zero
@@ -50,7 +50,7 @@ def one_vs_many(u: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
 def all_vs_all(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """Cosine similarity of every row of ``users`` ``(U, d)`` with every row of ``items`` ``(N, d)``.
 
-    Returns ``(U, N)``: ``normalize_rows(users) @ normalize_rows(items).T``, clamped to [-1, 1]
+    Returns ``(U, N)``: ``normalise_rows(users) @ normalise_rows(items).T``, clamped to [-1, 1]
     (rounding can push ``|sim|`` a hair past 1).
     """
     if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
@@ -59,7 +59,7 @@ def all_vs_all(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         )
     if users.dtype != items.dtype:
         raise TypeError(f"users and items must share a dtype, got {users.dtype} and {items.dtype}")
-    return (normalize_rows(users) @ normalize_rows(items).T).clamp(-1.0, 1.0)
+    return (normalise_rows(users) @ normalise_rows(items).T).clamp(-1.0, 1.0)
 
 
 def cosine_grad(u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ import torch
 
 from recnb.data.schema import Split, dense_rows
 from recnb.math.ranking import Ranking, item_indices, rank
-from recnb.math.similarity import all_vs_all, normalize_rows
+from recnb.math.similarity import all_vs_all, normalise_rows
 from recnb.models.base import Recommender, Users, as_user_tensor
 from recnb.models.text_encoder import Encoder, TextEncoder, TfidfEncoder
 from recnb.data.categories import category_distribution
@@ -165,7 +165,7 @@ class ContentRecommender(Recommender):
         if callable(getattr(self.encoder, "fit", None)):
             self.encoder.fit(texts)
         emb = self.encoder.encode(texts).to(torch.float32)
-        self.item_embeddings_ = normalize_rows(emb)
+        self.item_embeddings_ = normalise_rows(emb)
         if self.neighbours is None:
             self.similarity_ = all_vs_all(self.item_embeddings_, self.item_embeddings_)
         else:

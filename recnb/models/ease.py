@@ -41,18 +41,18 @@ def gram(x: sp.spmatrix) -> np.ndarray:
     return np.asarray((x.T @ x).toarray(), dtype=np.float64)
 
 
-def ease_weights(g: np.ndarray, lam: float) -> np.ndarray:
+def ease_weights(g: np.ndarray, l2: float) -> np.ndarray:
     """``B = I − P diag(1/diag(P))`` with ``P = (G + λI)⁻¹`` for a Gram matrix ``G = XᵀX``; ``diag(B) = 0``.
 
     ``g``: ``(n, n)`` symmetric positive semi-definite; ``λ > 0`` makes ``G + λI`` invertible.
     Returns ``B`` ``(n, n)`` float64.
     """
-    if not lam > 0:
-        raise ValueError(f"lam must be positive (it makes XᵀX + λI invertible), got {lam}")
+    if not l2 > 0:
+        raise ValueError(f"l2 must be positive (it makes XᵀX + λI invertible), got {l2}")
     g = np.asarray(g, dtype=np.float64)
     if g.ndim != 2 or g.shape[0] != g.shape[1]:
         raise ValueError(f"the Gram matrix must be square (n_items, n_items), got shape {g.shape}")
-    p = np.linalg.inv(g + lam * np.eye(g.shape[0]))
+    p = np.linalg.inv(g + l2 * np.eye(g.shape[0]))
     b = -p / np.diag(p)[None, :]
     np.fill_diagonal(b, 0.0)
     return b
@@ -61,19 +61,19 @@ def ease_weights(g: np.ndarray, lam: float) -> np.ndarray:
 class EASE(Recommender):
     """Embarrassingly Shallow Autoencoder: ``score(u) = x_u B`` with ``B`` from :func:`ease_weights`.
 
-    ``lam``: the L2 penalty ``λ`` (larger = smoother, less popularity-driven weights; choose it on a
+    ``l2``: the L2 penalty ``λ`` (larger = smoother, less popularity-driven weights; choose it on a
     validation split with :meth:`select_lambda`). ``fit`` uses the binary training matrix.
     """
 
-    def __init__(self, lam: float = 500.0) -> None:
-        if not lam > 0:
-            raise ValueError(f"lam must be positive, got {lam}")
-        self.lam = float(lam)
+    def __init__(self, l2: float = 500.0) -> None:
+        if not l2 > 0:
+            raise ValueError(f"l2 must be positive, got {l2}")
+        self.l2 = float(l2)
 
     def fit(self, split: Split) -> Self:
         self.remember_split(split)
         self.x_ = split.train_csr("binary")
-        self.weights_ = ease_weights(gram(self.x_), self.lam).astype(np.float32)  # B (n_items, n_items)
+        self.weights_ = ease_weights(gram(self.x_), self.l2).astype(np.float32)  # B (n_items, n_items)
         return self
 
     def score(self, users: Users = None) -> torch.Tensor:
@@ -84,12 +84,12 @@ class EASE(Recommender):
     def select_lambda(
         self, validation: Split, grid: Iterable[float] = DEFAULT_GRID, k: int = 10, metric: str = "ndcg"
     ) -> pd.DataFrame:
-        """Set ``lam`` to the value of ``grid`` maximising ``metric@k`` on ``validation``.
+        """Set ``l2`` to the value of ``grid`` maximising ``metric@k`` on ``validation``.
 
         ``validation``: a split whose test part was carved out of the training data
         (:func:`recnb.data.splits.holdout_validation`), so the real test set is never looked at.
         The Gram matrix is computed once; each ``λ`` costs one inversion. Ties go to the first
-        ``λ`` of the grid. Returns the curve (columns ``lam``, ``value``, ``users``); afterwards
+        ``λ`` of the grid. Returns the curve (columns ``l2``, ``value``, ``users``); afterwards
         the model is fitted on ``validation``: refit it on the full split.
         """
         from recnb.evaluation import evaluate
@@ -101,15 +101,15 @@ class EASE(Recommender):
         self.x_ = validation.train_csr("binary")
         g = gram(self.x_)
         rows = []
-        for lam in grid:
-            self.lam = lam
-            self.weights_ = ease_weights(g, lam).astype(np.float32)
+        for l2 in grid:
+            self.l2 = l2
+            self.weights_ = ease_weights(g, l2).astype(np.float32)
             out = evaluate(self, validation, k=k, metrics=(metric,))
-            rows.append({"lam": lam, "value": out[f"{metric}@{k}"], "users": int(out["users"])})
+            rows.append({"l2": l2, "value": out[f"{metric}@{k}"], "users": int(out["users"])})
         curve = pd.DataFrame(rows)
-        self.lam = float(curve.loc[curve["value"].idxmax(), "lam"])
-        self.weights_ = ease_weights(g, self.lam).astype(np.float32)
+        self.l2 = float(curve.loc[curve["value"].idxmax(), "l2"])
+        self.weights_ = ease_weights(g, self.l2).astype(np.float32)
         return curve
 
     def __repr__(self) -> str:
-        return f"EASE(lam={self.lam:g})"
+        return f"EASE(l2={self.l2:g})"

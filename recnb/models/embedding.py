@@ -8,7 +8,7 @@ trained on implicit feedback with one of the losses of :mod:`recnb.math.losses`:
 
 - ``"positive_only"`` -- the loss *as 000 writes it*, ``-Σ log σ(s_ug)`` over observed pairs only
   (the sampled negatives of each batch are scored for the logs but never enter the loss);
-- ``"negative_sampling"`` -- ``-log σ(s_ug) - Σ_g' log σ(-s_ug')`` with ``negatives`` samples;
+- ``"negative_sampling"`` -- ``-log σ(s_ug) - Σ_g' log σ(-s_ug')`` with ``n_negatives`` samples;
 - ``"bpr"`` -- ``-log σ(s_ug - s_ug')``;
 - ``"bce"`` -- binary cross-entropy with label 1 for the positive and 0 for each negative.
 
@@ -66,7 +66,7 @@ class EmbeddingRecommender(LightningRecommender):
     """User and item embeddings (optionally an item bias) trained with a sigmoid loss.
 
     Hyper-parameters (all saved with ``save_hyperparameters``):
-    ``embedding_dim`` d; ``loss`` (see :data:`LOSSES`); ``negatives`` sampled per positive;
+    ``embedding_dim`` d; ``loss`` (see :data:`LOSSES`); ``n_negatives`` sampled per positive;
     ``item_bias``; ``optimizer`` (``"adagrad"`` or ``"adam"``) and its ``lr``; ``l2``, the penalty on
     the squared norms of the embeddings a batch uses (see the module docstring); ``init_std`` of the normal
     initialisation; ``max_epochs``; ``batch_size``; ``sampler`` of negatives (``"uniform"`` or
@@ -81,7 +81,7 @@ class EmbeddingRecommender(LightningRecommender):
         self,
         embedding_dim: int = 64,
         loss: str = "bpr",
-        negatives: int = 4,
+        n_negatives: int = 4,
         item_bias: bool = False,
         optimizer: str = "adagrad",
         lr: float = 0.1,
@@ -101,7 +101,7 @@ class EmbeddingRecommender(LightningRecommender):
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-        for name, value in (("embedding_dim", embedding_dim), ("negatives", negatives), ("batch_size", batch_size)):
+        for name, value in (("embedding_dim", embedding_dim), ("n_negatives", n_negatives), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         for name, value, ok in (("lr", lr, lr > 0), ("init_std", init_std, init_std > 0),
@@ -138,7 +138,7 @@ class EmbeddingRecommender(LightningRecommender):
     def uses_sparse_gradients(self, n_users: int, n_items: int) -> bool:
         """Whether the tables give sparse gradients: ``sparse_gradients`` if set, else automatically
         with Adagrad when the tables hold more than ``SPARSE_FACTOR`` times the rows a batch can touch,
-        ``n_users + n_items > SPARSE_FACTOR · batch_size · (2 + negatives)`` (a user, a positive and
+        ``n_users + n_items > SPARSE_FACTOR · batch_size · (2 + n_negatives)`` (a user, a positive and
         the negatives per row). Measured with the defaults (batch 2048, 4 negatives: 12,288 rows per
         batch): at 2,625 rows (MovieLens-100k) dense takes 3.5 s for 12 epochs and sparse 5.2 s (sorting the
         touched rows costs more than updating the whole small table); at 25,000 rows both 1.2 s per
@@ -150,13 +150,13 @@ class EmbeddingRecommender(LightningRecommender):
             return False
         if hp.sparse_gradients is not None:
             return hp.sparse_gradients
-        return n_users + n_items > SPARSE_FACTOR * hp.batch_size * (2 + hp.negatives)
+        return n_users + n_items > SPARSE_FACTOR * hp.batch_size * (2 + hp.n_negatives)
 
     def datamodule(self, split: Split) -> InteractionDataModule:
-        """The implicit-feedback DataModule of ``split`` (triples with ``negatives`` negatives)."""
+        """The implicit-feedback DataModule of ``split`` (triples with ``n_negatives`` negatives)."""
         hp: Any = self.hparams
         return InteractionDataModule(
-            split, mode="implicit", batch_size=hp.batch_size, n_neg=hp.negatives, sampler=hp.sampler, seed=hp.seed
+            split, mode="implicit", batch_size=hp.batch_size, n_negatives=hp.n_negatives, sampler=hp.sampler, seed=hp.seed
         )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -5,11 +5,11 @@
     \\hat r_{ui} = \\mu + b_u + b_i + e_u \\cdot e_i
 
 ``μ`` is the mean training rating (fixed), ``b_u`` / ``b_i`` learnt user and item biases (start at
-0), ``e_u``, ``e_i`` learnt ``dim``-vectors (start ``N(0, init_std²)``, drawn from ``seed``). The
+0), ``e_u``, ``e_i`` learnt ``embedding_dim``-vectors (start ``N(0, init_std²)``, drawn from ``seed``). The
 loss on a batch of rated pairs is the mean squared error plus the classic L2 penalty on the
 parameters the batch touches (Koren, Bell & Volinsky 2009)::
 
-    L = 1/B Σ_b (r̂_{u_b i_b} - r_b)² + reg · 1/B Σ_b (‖e_{u_b}‖² + ‖e_{i_b}‖² + b_{u_b}² + b_{i_b}²)
+    L = 1/B Σ_b (r̂_{u_b i_b} - r_b)² + l2 · 1/B Σ_b (‖e_{u_b}‖² + ‖e_{i_b}‖² + b_{u_b}² + b_{i_b}²)
 
 with ``(u_b, i_b, r_b)`` the batch's ``B`` rated pairs (a user or item in several pairs is
 penalised once per pair).
@@ -54,9 +54,9 @@ class BiasedMF(LightningRecommender):
 
     def __init__(
         self,
-        dim: int = 32,
+        embedding_dim: int = 32,
         lr: float = 0.01,
-        reg: float = 0.1,
+        l2: float = 0.1,
         init_std: float = 0.1,
         implicit_pooling: bool = False,
         max_epochs: int = 10,
@@ -65,12 +65,12 @@ class BiasedMF(LightningRecommender):
         progress: bool = False,
     ) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("max_epochs", max_epochs), ("batch_size", batch_size)):
+        for name, value in (("embedding_dim", embedding_dim), ("max_epochs", max_epochs), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         check_seed(seed)
-        if lr <= 0 or reg < 0 or init_std < 0:
-            raise ValueError(f"need lr > 0, reg >= 0, init_std >= 0; got lr={lr}, reg={reg}, init_std={init_std}")
+        if lr <= 0 or l2 < 0 or init_std < 0:
+            raise ValueError(f"need lr > 0, l2 >= 0, init_std >= 0; got lr={lr}, l2={l2}, init_std={init_std}")
         self.save_hyperparameters()
 
     def build(self, split: Split) -> None:
@@ -84,24 +84,24 @@ class BiasedMF(LightningRecommender):
         self.register_buffer("mu", torch.tensor(float(split.train.loc[rated, RATING].mean())))
         self.user_bias = nn.Parameter(torch.zeros(n_u))
         self.item_bias = nn.Parameter(torch.zeros(n_i))
-        self.user_emb = nn.Parameter(torch.randn(n_u, hp.dim, generator=g) * hp.init_std)
-        self.item_emb = nn.Parameter(torch.randn(n_i, hp.dim, generator=g) * hp.init_std)
+        self.user_emb = nn.Parameter(torch.randn(n_u, hp.embedding_dim, generator=g) * hp.init_std)
+        self.item_emb = nn.Parameter(torch.randn(n_i, hp.embedding_dim, generator=g) * hp.init_std)
         if hp.implicit_pooling:
             # N(u) as CSR (offsets into one flat list of items), never a dense (n_users, n_items) matrix
             seen = split.seen_csr()
             self.register_buffer("pool_indptr", torch.from_numpy(seen.indptr.astype(np.int64)))
             self.register_buffer("pool_indices", torch.from_numpy(seen.indices.astype(np.int64)))
-            self.pooled_emb = nn.Parameter(torch.randn(n_i, hp.dim, generator=g) * hp.init_std)
+            self.pooled_emb = nn.Parameter(torch.randn(n_i, hp.embedding_dim, generator=g) * hp.init_std)
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        """``e_u`` ``(B, dim)``: ``p_u``, plus ``|N(u)|^{-1/2} Σ_j y_j`` with implicit pooling."""
+        """``e_u`` ``(B, embedding_dim)``: ``p_u``, plus ``|N(u)|^{-1/2} Σ_j y_j`` with implicit pooling."""
         e = self.user_emb[users]
         if self.hparams.implicit_pooling:
             e = e + self.pooled(users)
         return e
 
     def pooled(self, users: torch.Tensor) -> torch.Tensor:
-        """``|N(u)|^{-1/2} Σ_{j∈N(u)} y_j`` ``(B, dim)``: one ``embedding_bag`` over the users' CSR rows.
+        """``|N(u)|^{-1/2} Σ_{j∈N(u)} y_j`` ``(B, embedding_dim)``: one ``embedding_bag`` over the users' CSR rows.
 
         The bag of user ``b`` is ``pool_indices[indptr[u_b] : indptr[u_b + 1]]``, each item weighted
         ``|N(u_b)|^{-1/2}``; a user with no item gets the zero vector.
@@ -131,7 +131,7 @@ class BiasedMF(LightningRecommender):
         mse = ((self.predict(u, i) - r) ** 2).mean()
         penalty = (self.user_vectors(u).pow(2).sum(1) + self.item_emb[i].pow(2).sum(1)
                    + self.user_bias[u] ** 2 + self.item_bias[i] ** 2).mean()
-        loss = mse + self.hparams.reg * penalty
+        loss = mse + self.hparams.l2 * penalty
         self.log("train_mse", mse, on_step=False, on_epoch=True, batch_size=len(u))
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(u))
         return loss
@@ -144,7 +144,7 @@ class BiasedMF(LightningRecommender):
 
     def __repr__(self) -> str:
         hp = self.hparams
-        return f"BiasedMF(dim={hp.dim}, reg={hp.reg}, implicit_pooling={hp.implicit_pooling})"
+        return f"BiasedMF(embedding_dim={hp.embedding_dim}, l2={hp.l2}, implicit_pooling={hp.implicit_pooling})"
 
 
 class GlobalMean(Recommender):

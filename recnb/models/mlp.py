@@ -4,9 +4,9 @@
 learnt user and item embedding, hidden layers ``h_{l+1} = ReLU(W_l h_l + b_l)`` follow, and a last
 linear layer gives the logit ``s_ui``; ``P(u likes i) = σ(s_ui)``. Training is binary
 cross-entropy (001 §4.1.2's cross entropy with two classes) on each observed pair (label 1)
-and ``n_neg`` sampled unobserved items (label 0)::
+and ``n_negatives`` sampled unobserved items (label 0)::
 
-    L = -1/B Σ_b [ log σ(s_{u,pos}) + Σ_{g'} log σ(-s_{u,g'}) ] / (1 + n_neg)
+    L = -1/B Σ_b [ log σ(s_{u,pos}) + Σ_{g'} log σ(-s_{u,g'}) ] / (1 + n_negatives)
 
 **Why a hidden layer.** With ``hidden=()`` the model is the document's single layer,
 ``s_ui = w_u·e_u + w_i·e_i + b``: a user term plus an item term. Every user then ranks items
@@ -35,15 +35,19 @@ from recnb.models.base import LightningRecommender, Users, as_user_tensor
 
 
 class MLPRecommender(LightningRecommender):
-    """``s_ui = MLP([e_u; e_i])``, ``P = σ(s)``, trained with BCE on sampled negatives (see module doc)."""
+    """``s_ui = MLP([e_u; e_i])``, ``P = σ(s)``, trained with BCE on sampled negatives (see module doc).
+
+    ``l2``: the ℓ2 penalty as Adam's (coupled) ``weight_decay``: every gradient gets ``+ l2·θ``,
+    the gradient of ``(l2 / 2)·‖θ‖²`` over all parameters.
+    """
 
     def __init__(
         self,
-        dim: int = 32,
+        embedding_dim: int = 32,
         hidden: tuple[int, ...] = (64, 32),
         lr: float = 0.01,
-        weight_decay: float = 0.0,
-        n_neg: int = 4,
+        l2: float = 0.0,
+        n_negatives: int = 4,
         sampler: str = "uniform",
         max_epochs: int = 10,
         batch_size: int = 1024,
@@ -51,13 +55,13 @@ class MLPRecommender(LightningRecommender):
         progress: bool = False,
     ) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("n_neg", n_neg), ("max_epochs", max_epochs), ("batch_size", batch_size)):
+        for name, value in (("embedding_dim", embedding_dim), ("n_negatives", n_negatives), ("max_epochs", max_epochs), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         if any(h < 1 for h in hidden):
             raise ValueError(f"hidden layer sizes must be positive, got {hidden}")
-        if lr <= 0 or weight_decay < 0:
-            raise ValueError(f"need lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
+        if lr <= 0 or l2 < 0:
+            raise ValueError(f"need lr > 0 and l2 >= 0, got lr={lr}, l2={l2}")
         self.save_hyperparameters()
 
     def build(self, split: Split) -> None:
@@ -70,10 +74,10 @@ class MLPRecommender(LightningRecommender):
         """
         hp = self.hparams
         g = torch.Generator().manual_seed(hp.seed)
-        self.user_emb = skip_init(nn.Embedding, split.n_users, hp.dim)
-        self.item_emb = skip_init(nn.Embedding, split.n_items, hp.dim)
+        self.user_emb = skip_init(nn.Embedding, split.n_users, hp.embedding_dim)
+        self.item_emb = skip_init(nn.Embedding, split.n_items, hp.embedding_dim)
         layers: list[nn.Module] = []
-        width = 2 * hp.dim
+        width = 2 * hp.embedding_dim
         for h in hp.hidden:
             layers += [skip_init(nn.Linear, width, h), nn.ReLU()]
             width = h
@@ -114,13 +118,13 @@ class MLPRecommender(LightningRecommender):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.l2)
 
     def datamodule(self, split: Split) -> pl.LightningDataModule:
         hp = self.hparams
-        return InteractionDataModule(split, mode="implicit", batch_size=hp.batch_size, n_neg=hp.n_neg,
+        return InteractionDataModule(split, mode="implicit", batch_size=hp.batch_size, n_negatives=hp.n_negatives,
                                      sampler=hp.sampler, seed=hp.seed)
 
     def __repr__(self) -> str:
         hp = self.hparams
-        return f"MLPRecommender(dim={hp.dim}, hidden={tuple(hp.hidden)}, n_neg={hp.n_neg})"
+        return f"MLPRecommender(embedding_dim={hp.embedding_dim}, hidden={tuple(hp.hidden)}, n_negatives={hp.n_negatives})"

@@ -3,7 +3,7 @@ and Gaussian noise (see :mod:`recnb.training.dp_sgd` for the step, :mod:`recnb.t
 for the ``(ε, δ)`` it buys).
 
 **The privacy unit is one training interaction** ``(u, i)`` (one example = the pair with its
-``negatives`` sampled items): the guarantee covers adding or removing one interaction. A user
+``n_negatives`` sampled items): the guarantee covers adding or removing one interaction. A user
 with ``n`` interactions is protected at level ``n ε`` at most (group privacy); user-level DP needs
 each user's contribution bounded as a whole. The released model contains the user vectors too.
 
@@ -51,7 +51,7 @@ class _PoissonSteps(Dataset):
             self.generator.manual_seed(dm.seed + dm.epoch())
         chosen = torch.rand(dm.n_train, generator=self.generator) < dm.sample_rate
         users = dm.users[chosen]
-        neg = sample_negatives(users, dm.n_neg, dm.positives, None, self.generator, check=False)
+        neg = sample_negatives(users, dm.n_negatives, dm.positives, None, self.generator, check=False)
         return {"user": users, "pos": dm.items[chosen], "neg": neg}
 
 
@@ -60,10 +60,10 @@ class PoissonPairsDataModule(InteractionDataModule):
     samples of the distinct training pairs (rate ``sample_rate``, ``round(1/sample_rate)`` steps per
     epoch, seeded by ``seed + epoch``); validation batches are unchanged."""
 
-    def __init__(self, split: Split, sample_rate: float, n_neg: int = 1, seed: int = 0) -> None:
+    def __init__(self, split: Split, sample_rate: float, n_negatives: int = 1, seed: int = 0) -> None:
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must lie in (0, 1], got {sample_rate}")
-        super().__init__(split, mode="implicit", n_neg=n_neg, seed=seed)
+        super().__init__(split, mode="implicit", n_negatives=n_negatives, seed=seed)
         self.sample_rate = sample_rate
         self.steps_per_epoch = max(1, round(1 / sample_rate))
 
@@ -103,7 +103,7 @@ def table_grad_norms(user_grads: torch.Tensor, item_grads: torch.Tensor, items: 
 class DPEmbeddingRecommender(EmbeddingRecommender):
     """:class:`~recnb.models.embedding.EmbeddingRecommender` (BPR, no item bias) trained by DP-SGD.
 
-    Hyper-parameters: ``embedding_dim``; ``negatives`` per example; ``lr`` of plain SGD;
+    Hyper-parameters: ``embedding_dim``; ``n_negatives`` per example; ``lr`` of plain SGD;
     ``init_std``; ``max_epochs`` (each ``round(1/sample_rate)`` steps); ``sample_rate`` q;
     ``noise_multiplier`` σ; ``max_grad_norm`` C; ``seed`` (initialisation, sampling and noise);
     ``progress``. After ``fit``, ``steps_`` holds the number of noisy steps taken and
@@ -113,7 +113,7 @@ class DPEmbeddingRecommender(EmbeddingRecommender):
     def __init__(
         self,
         embedding_dim: int = 32,
-        negatives: int = 4,
+        n_negatives: int = 4,
         lr: float = 1.0,
         init_std: float = 0.1,
         max_epochs: int = 10,
@@ -123,7 +123,7 @@ class DPEmbeddingRecommender(EmbeddingRecommender):
         seed: int = 0,
         progress: bool = False,
     ) -> None:
-        super().__init__(embedding_dim=embedding_dim, loss="bpr", negatives=negatives, lr=lr, l2=0.0,
+        super().__init__(embedding_dim=embedding_dim, loss="bpr", n_negatives=n_negatives, lr=lr, l2=0.0,
                          init_std=init_std, max_epochs=max_epochs, seed=seed, progress=progress)
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must lie in (0, 1], got {sample_rate}")
@@ -142,7 +142,7 @@ class DPEmbeddingRecommender(EmbeddingRecommender):
 
     def datamodule(self, split: Split) -> PoissonPairsDataModule:
         hp: Any = self.hparams
-        dm = PoissonPairsDataModule(split, hp.sample_rate, n_neg=hp.negatives, seed=hp.seed)
+        dm = PoissonPairsDataModule(split, hp.sample_rate, n_negatives=hp.n_negatives, seed=hp.seed)
         self.n_examples_ = dm.n_train
         return dm
 

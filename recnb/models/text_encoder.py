@@ -176,7 +176,7 @@ class TextEncoder:
             raise ValueError(f"batch_size must be >= 1 and max_length >= 2, got {batch_size} and {max_length}")
         self.batch_size, self.max_length, self.progress, self.cache = batch_size, max_length, progress, cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.dim: int = int(json.loads(config_file.read_text())["hidden_size"])
+        self.embedding_dim: int = int(json.loads(config_file.read_text())["hidden_size"])
         self.name = "all-MiniLM-L6-v2" if model_path is None else self.model_path.name
         self.last_cache_hits = 0
         self.last_cache_misses = 0
@@ -185,7 +185,7 @@ class TextEncoder:
         self._table: dict[str, torch.Tensor] | None = None  # text sha256 -> vector
 
     def __repr__(self) -> str:
-        return f"TextEncoder({self.name!r}, dim={self.dim}, max_length={self.max_length})"
+        return f"TextEncoder({self.name!r}, embedding_dim={self.embedding_dim}, max_length={self.max_length})"
 
     @property
     def model_key(self) -> str:
@@ -227,7 +227,7 @@ class TextEncoder:
 
     def _compute(self, texts: list[str]) -> torch.Tensor:
         """Embed texts with the model: batches, mean pooling, L2 normalisation. ``(n, dim)``."""
-        out = torch.empty(len(texts), self.dim)
+        out = torch.empty(len(texts), self.embedding_dim)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         starts: Iterable[int] = range(0, len(texts), self.batch_size)
         if self.progress:  # a text bar (tqdm.auto would want ipywidgets in a notebook)
@@ -279,7 +279,7 @@ class TextEncoder:
             if self.cache:
                 self._write_cache(table)
         if not texts:
-            return torch.empty(0, self.dim)
+            return torch.empty(0, self.embedding_dim)
         return torch.stack([table[k] for k in keys])
 
 
@@ -303,7 +303,7 @@ class TfidfEncoder:
         return f"TfidfEncoder({', '.join(f'{k}={v!r}' for k, v in self.vectorizer_options.items())})"
 
     @property
-    def dim(self) -> int:
+    def embedding_dim(self) -> int:
         """Vocabulary size (after :meth:`fit`)."""
         if not self.fitted:
             raise RuntimeError("TfidfEncoder is not fitted yet: call .fit(texts) or .encode(texts) first")

@@ -53,7 +53,7 @@ import torch
 
 from recnb.data.categories import category_distribution
 from recnb.math.ranking import PAD, Ranking, rank
-from recnb.math.similarity import normalize_rows
+from recnb.math.similarity import normalise_rows
 from recnb.evaluation import catalogue_coverage, relevance
 
 __all__ = [
@@ -101,7 +101,7 @@ class ItemSimilarity:
         e = torch.as_tensor(np.asarray(embeddings) if not isinstance(embeddings, torch.Tensor) else embeddings)
         if e.ndim != 2 or not torch.is_floating_point(e):
             raise TypeError(f"embeddings must be a 2-D float (n_items, d) array, got dtype {e.dtype}, shape {tuple(e.shape)}")
-        return cls("embeddings", normalize_rows(e.double()))
+        return cls("embeddings", normalise_rows(e.double()))
 
     @classmethod
     def from_matrix(cls, matrix: np.ndarray | torch.Tensor | sp.spmatrix) -> ItemSimilarity:

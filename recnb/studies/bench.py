@@ -276,18 +276,18 @@ class CornacEASE(Recommender):
     HPF and VAECF took minutes to fit on MovieLens-100k; EASE fits in seconds.
     """
 
-    def __init__(self, lam: float = 500.0, positive_only: bool = True, seed: int = 0, threads: int = 1) -> None:
+    def __init__(self, l2: float = 500.0, positive_only: bool = True, seed: int = 0, threads: int = 1) -> None:
         require("cornac")
-        if not lam > 0:
-            raise ValueError(f"lam must be positive, got {lam}")
-        self.lam, self.positive_only, self.seed, self.threads = float(lam), positive_only, seed, threads
+        if not l2 > 0:
+            raise ValueError(f"l2 must be positive, got {l2}")
+        self.l2, self.positive_only, self.seed, self.threads = float(l2), positive_only, seed, threads
 
     def fit(self, split: Split) -> Self:
         from cornac.models import EASE
 
         self.remember_split(split)
         data = _cornac_dataset(split, self.seed)
-        model = EASE(lamb=self.lam, posB=self.positive_only, seed=self.seed, verbose=False)
+        model = EASE(lamb=self.l2, posB=self.positive_only, seed=self.seed, verbose=False)
         with thread_limit(self.threads):
             model.fit(data)
         self.model_ = model
@@ -305,7 +305,7 @@ class CornacEASE(Recommender):
         return torch.from_numpy(np.asarray(self.x_[u] @ self.weights_, dtype=np.float32))
 
     def __repr__(self) -> str:
-        return f"CornacEASE(lam={self.lam:g}, positive_only={self.positive_only})"
+        return f"CornacEASE(l2={self.l2:g}, positive_only={self.positive_only})"
 
 
 class TrueTasteOracle(Recommender):
@@ -368,11 +368,11 @@ class TrueViewOracle(TrueTasteOracle):
         return torch.from_numpy(np.ascontiguousarray(p[:, self.item_rows_], dtype=np.float32))
 
 
-def recnb_models(seed: int = 0, ease_lam: float = 500.0, neighbours: int = 50, shrinkage: float = 10.0,
+def recnb_models(seed: int = 0, ease_l2: float = 500.0, neighbours: int = 50, shrinkage: float = 10.0,
                  mlp: bool = True) -> dict[str, Callable[[], Recommender]]:
     """recnb's line-up, name -> factory: popularity, item-/user-kNN, BPR and MLP with their defaults, EASE.
 
-    ``ease_lam``: EASE's ``λ`` (choose it on a validation split first); ``mlp=False`` leaves out
+    ``ease_l2``: EASE's ``λ`` (choose it on a validation split first); ``mlp=False`` leaves out
     the slowest model.
     """
     out: dict[str, Callable[[], Recommender]] = {
@@ -383,7 +383,7 @@ def recnb_models(seed: int = 0, ease_lam: float = 500.0, neighbours: int = 50, s
     }
     if mlp:
         out["recnb MLP"] = lambda: MLPRecommender(seed=seed)
-    out["recnb EASE"] = lambda: EASE(lam=ease_lam)
+    out["recnb EASE"] = lambda: EASE(l2=ease_l2)
     return out
 
 

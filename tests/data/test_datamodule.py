@@ -55,7 +55,7 @@ def test_a_user_with_nothing_left_to_sample_is_an_error():
 
 @pytest.mark.parametrize("sampler", ["uniform", "popularity"])
 def test_implicit_batches_cover_each_pair_once_and_never_sample_a_positive(split, sampler):
-    dm = InteractionDataModule(split, batch_size=64, n_neg=5, sampler=sampler, seed=1)
+    dm = InteractionDataModule(split, batch_size=64, n_negatives=5, sampler=sampler, seed=1)
     batches = list(dm.train_dataloader())
     assert len(batches) == len(dm.train_dataloader()) == -(-dm.n_train // 64)
     b = batches[0]
@@ -135,7 +135,7 @@ def test_a_validation_split_must_share_the_index_space_and_hold_unseen_pairs(spl
 
 
 def test_training_rows_are_sharded_like_a_distributed_sampler(split):
-    dm = InteractionDataModule(split, batch_size=50, n_neg=3, seed=4)
+    dm = InteractionDataModule(split, batch_size=50, n_negatives=3, seed=4)
     n = dm.n_train
     for epoch in (0, 1):
         for r in range(4):
@@ -161,13 +161,13 @@ def test_training_rows_are_sharded_like_a_distributed_sampler(split):
 
 
 def test_negatives_are_seeded_per_epoch_rank_and_batch(split):
-    dm = InteractionDataModule(split, batch_size=40, n_neg=2, seed=7)
+    dm = InteractionDataModule(split, batch_size=40, n_negatives=2, seed=7)
     first = list(dm.train_dataloader(rank=1, world_size=2))
     key = next(iter(ShardedBatchSampler(dm.n_train, 40, num_replicas=2, rank=1, seed=7)))
     assert key.epoch == 0 and key.rank == 1 and key.number == 0
     expected = sample_negatives(dm.users[key.rows], 2, dm.positives, None, batch_generator(7, 0, 1, 0), check=False)
     assert torch.equal(first[0]["neg"], expected)
-    again = list(InteractionDataModule(split, batch_size=40, n_neg=2, seed=7).train_dataloader(rank=1, world_size=2))
+    again = list(InteractionDataModule(split, batch_size=40, n_negatives=2, seed=7).train_dataloader(rank=1, world_size=2))
     assert all(torch.equal(a["neg"], b["neg"]) and torch.equal(a["user"], b["user"]) for a, b in zip(first, again))
 
 
@@ -179,7 +179,7 @@ def test_seed_must_be_a_non_negative_integer(split):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(mode="pairwise"), "mode must be"), (dict(sampler="zipf"), "sampler must be"), (dict(n_neg=0), "n_neg")],
+    [(dict(mode="pairwise"), "mode must be"), (dict(sampler="zipf"), "sampler must be"), (dict(n_negatives=0), "n_neg")],
 )
 def test_bad_arguments(split, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -212,7 +212,7 @@ def test_a_real_trainer_gets_new_negatives_each_epoch_and_the_same_per_run(split
     for _ in range(2):
         model = _Recorder(split.n_users, split.n_items)
         make_trainer(max_epochs=2, seed=0).fit(
-            model, datamodule=InteractionDataModule(split, batch_size=256, n_neg=2, seed=0)
+            model, datamodule=InteractionDataModule(split, batch_size=256, n_negatives=2, seed=0)
         )
         runs.append([torch.cat(epoch) for epoch in model.negatives])
     assert len(runs[0]) == len(runs[1]) == 2

@@ -168,32 +168,32 @@ def _split() -> Split:
     return Split(train, test, IdIndex.from_ids(np.arange(3)), ids, pd.DataFrame({"item_id": np.arange(6)}), "tiny")
 
 
-def test_sample_negatives_never_draws_an_interacted_item():
+def test_held_out_negatives_never_draws_an_interacted_item():
     split = _split()
-    u, i, neg = M.sample_negatives(split, n_negatives=50, seed=3)
+    u, i, neg = M.held_out_negatives(split, n_negatives=50, seed=3)
     assert u.tolist() == [0, 0, 1] and i.tolist() == [2, 3, 4]
     assert neg.shape == (3, 50)
     assert set(neg[:2].ravel()) <= {4, 5}  # user 0 has 0, 1 (train) and 2, 3 (test)
     assert set(neg[2].ravel()) <= {1, 2, 3, 5}
     assert len(set(neg[2].ravel())) == 4  # uniform over the allowed items: all drawn
-    same = M.sample_negatives(split, n_negatives=50, seed=3)[2]
+    same = M.held_out_negatives(split, n_negatives=50, seed=3)[2]
     np.testing.assert_array_equal(neg, same)
-    assert M.sample_negatives(split, 5, users=[1])[0].tolist() == [1]
+    assert M.held_out_negatives(split, 5, users=[1])[0].tolist() == [1]
     # the training sampler's draws: same generator seed, same interacted set
     interacted = PositiveSet(torch.tensor([0, 0, 0, 0, 1, 1, 2]), torch.tensor([0, 1, 2, 3, 0, 4, 5]), 3, 6)
     again = sample_negatives(torch.tensor([0, 0, 1]), 50, interacted, generator=torch.Generator().manual_seed(3))
     np.testing.assert_array_equal(neg, again.numpy())
 
 
-def test_sample_negatives_names_a_user_with_nothing_left_to_draw():
+def test_held_out_negatives_names_a_user_with_nothing_left_to_draw():
     split = _split()
     full = pd.DataFrame({"user_idx": [1] * 4, "item_idx": [1, 2, 3, 5]})  # with train {0} and test {4}: all 6
     full["user_id"], full["item_id"], full["rating"] = full["user_idx"], full["item_idx"], np.nan
     crowded = Split(pd.concat([split.train, full], ignore_index=True), split.test, split.users, split.items,
                     split.items_frame, "crowded")
     with pytest.raises(ValueError, match="user index 1 has no item left"):
-        M.sample_negatives(crowded, 5)
-    assert M.sample_negatives(crowded, 5, users=[0])[0].tolist() == [0, 0]  # user 0 still has items 4, 5
+        M.held_out_negatives(crowded, 5)
+    assert M.held_out_negatives(crowded, 5, users=[0])[0].tolist() == [0, 0]  # user 0 still has items 4, 5
 
 
 def test_sampled_ranks_count_ties_against_the_item():
@@ -213,7 +213,7 @@ def test_sampled_rank_metrics_against_a_loop():
 
     k, n = 2, 4
     out = M.sampled_rank_metrics(Fixed(), split, k=k, n_negatives=n, seed=1, batch_size=1)
-    u, i, neg = M.sample_negatives(split, n_negatives=n, seed=1)
+    u, i, neg = M.held_out_negatives(split, n_negatives=n, seed=1)
     per_user = {}
     for uu, ii, nn in zip(u, i, neg):
         s_pos, s_neg = table[uu, ii].item(), table[uu, nn].numpy()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics.pairwise import cosine_similarity as sk_cosine
 
-from recnb.math.similarity import all_vs_all, cosine, cosine_grad, normalize_rows, one_vs_many
+from recnb.math.similarity import all_vs_all, cosine, cosine_grad, normalise_rows, one_vs_many
 
 
 def test_hand_values():
@@ -39,7 +39,7 @@ def test_zero_vectors_give_zero_never_nan():
     assert cosine(z, z).item() == 0.0
     sims = all_vs_all(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[2.0, 2.0], [0.0, 0.0]]))
     torch.testing.assert_close(sims, torch.tensor([[0.0, 0.0], [1.0, 0.0]]))
-    assert normalize_rows(torch.zeros(2, 4)).abs().sum() == 0
+    assert normalise_rows(torch.zeros(2, 4)).abs().sum() == 0
 
 
 def test_gradient_through_zero_vector_is_finite():
@@ -58,9 +58,9 @@ def test_all_vs_all_matches_sklearn_and_keeps_dtype(dtype):
     np.testing.assert_allclose(got.numpy(), sk_cosine(a, b), atol=tol)
 
 
-def test_normalize_rows_unit_norm():
+def test_normalise_rows_unit_norm():
     x = torch.tensor([[3.0, 4.0], [0.0, -2.0]])
-    torch.testing.assert_close(normalize_rows(x), torch.tensor([[0.6, 0.8], [0.0, -1.0]]))
+    torch.testing.assert_close(normalise_rows(x), torch.tensor([[0.6, 0.8], [0.0, -1.0]]))
 
 
 @settings(max_examples=80, deadline=None)
@@ -91,7 +91,7 @@ def test_bad_shapes_and_dtypes_raise():
     with pytest.raises(ValueError, match=r"users \(U, d\) and items \(N, d\)"):
         all_vs_all(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(TypeError, match="floating-point"):
-        normalize_rows(torch.zeros(2, 2, dtype=torch.long))
+        normalise_rows(torch.zeros(2, 2, dtype=torch.long))
     with pytest.raises(TypeError, match="share a dtype"):
         all_vs_all(torch.zeros(1, 2), torch.zeros(1, 2, dtype=torch.float64))
 

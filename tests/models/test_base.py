@@ -144,7 +144,7 @@ def _owned_score_models():
 
     return [
         PopularityRecommender(), RandomRecommender(seed=3), ItemKNN(neighbours=5), UserKNN(neighbours=5),
-        ItemKNN(neighbours=5, values="rating"), EASE(lam=10.0), DPPopularityRecommender(epsilon=1.0),
+        ItemKNN(neighbours=5, values="rating"), EASE(l2=10.0), DPPopularityRecommender(epsilon=1.0),
         EmbeddingRecommender(embedding_dim=4, max_epochs=1), BiasedMF(max_epochs=1),
     ]
 

@@ -21,22 +21,22 @@ def _binary_split(x: np.ndarray) -> Split:
     return Split(train, train.iloc[:0], IdIndex.from_ids(np.arange(x.shape[0])), IdIndex.from_ids(np.arange(x.shape[1])), items)
 
 
-def _ridge_columns(x: np.ndarray, lam: float) -> np.ndarray:
+def _ridge_columns(x: np.ndarray, l2: float) -> np.ndarray:
     """For each item j: argmin_b ||x_j − X_{−j} b||² + λ||b||², placed in column j (row j stays 0)."""
     n = x.shape[1]
     b = np.zeros((n, n))
     for j in range(n):
         others = np.delete(np.arange(n), j)
         a = x[:, others]
-        b[others, j] = np.linalg.solve(a.T @ a + lam * np.eye(n - 1), a.T @ x[:, j])
+        b[others, j] = np.linalg.solve(a.T @ a + l2 * np.eye(n - 1), a.T @ x[:, j])
     return b
 
 
-@pytest.mark.parametrize("lam", [0.5, 3.0, 50.0])
-def test_weights_equal_per_column_ridge_regression_with_zero_diagonal(lam):
+@pytest.mark.parametrize("l2", [0.5, 3.0, 50.0])
+def test_weights_equal_per_column_ridge_regression_with_zero_diagonal(l2):
     x = (np.random.default_rng(0).random((30, 9)) < 0.35).astype(float)
-    model = EASE(lam=lam).fit(_binary_split(x))
-    expected = _ridge_columns(x, lam)
+    model = EASE(l2=l2).fit(_binary_split(x))
+    expected = _ridge_columns(x, l2)
     np.testing.assert_allclose(model.weights_, expected, atol=1e-5)
     assert np.all(np.diag(model.weights_) == 0)
     # the scores are X B, batched over any users
@@ -56,8 +56,8 @@ def test_unconstrained_solution_would_be_near_identity():
 
 
 def test_bad_lambda_is_rejected():
-    with pytest.raises(ValueError, match="lam must be positive"):
-        EASE(lam=0)
+    with pytest.raises(ValueError, match="l2 must be positive"):
+        EASE(l2=0)
     with pytest.raises(ValueError, match="square"):
         ease_weights(np.ones((2, 3)), 1.0)
 
@@ -69,12 +69,12 @@ def test_select_lambda_on_validation_and_beats_popularity_on_the_shop():
     model = EASE()
     grid = [1.0, 30.0, 1000.0]
     curve = model.select_lambda(validation, grid=grid, k=10)
-    assert list(curve["lam"]) == grid
-    for lam, value in zip(curve["lam"], curve["value"]):
-        assert value == pytest.approx(evaluate(EASE(lam=lam).fit(validation), validation, k=10, metrics=("ndcg",))["ndcg@10"])
-    assert model.lam == curve.loc[curve["value"].idxmax(), "lam"]
+    assert list(curve["l2"]) == grid
+    for l2, value in zip(curve["l2"], curve["value"]):
+        assert value == pytest.approx(evaluate(EASE(l2=l2).fit(validation), validation, k=10, metrics=("ndcg",))["ndcg@10"])
+    assert model.l2 == curve.loc[curve["value"].idxmax(), "l2"]
     model.fit(split)
     ease = evaluate(model, split, k=10)["ndcg@10"]
     pop = evaluate(PopularityRecommender().fit(split), split, k=10)["ndcg@10"]
     assert ease > pop
-    assert repr(model) == f"EASE(lam={model.lam:g})"
+    assert repr(model) == f"EASE(l2={model.l2:g})"

@@ -72,7 +72,7 @@ def test_history_has_the_curves_notebook_02_plots(tiny):
 
 
 def test_same_seed_same_scores(tiny):
-    kw = dict(max_epochs=2, batch_size=64, negatives=2, sampler="popularity")
+    kw = dict(max_epochs=2, batch_size=64, n_negatives=2, sampler="popularity")
     a = EmbeddingRecommender(seed=3, **kw).fit(tiny).score()
     b = EmbeddingRecommender(seed=3, **kw).fit(tiny).score()
     c = EmbeddingRecommender(seed=4, **kw).fit(tiny).score()
@@ -146,7 +146,7 @@ def test_positive_only_optimum_is_degenerate(tiny):
     "kwargs, message",
     [
         (dict(loss="hinge"), "loss must be one of"),
-        (dict(negatives=0), "negatives must be >= 1, got 0"),
+        (dict(n_negatives=0), "n_negatives must be >= 1, got 0"),
         (dict(embedding_dim=0), "embedding_dim must be >= 1"),
         (dict(lr=0.0), "lr must be > 0, got 0.0"),
         (dict(l2=-1.0), "l2 must be >= 0, got -1.0"),
@@ -216,12 +216,12 @@ def test_sparse_gradients_automatic_rule_and_bad_combination(tiny):
     from recnb.models.embedding import SPARSE_FACTOR
 
     n = tiny.n_users + tiny.n_items
-    big_batch = EmbeddingRecommender(batch_size=64, negatives=4)  # 64 * 6 * 2 = 768 touchable rows > 100
-    small_batch = EmbeddingRecommender(batch_size=4, negatives=1)  # 4 * 3 * 2 = 24 < 100
+    big_batch = EmbeddingRecommender(batch_size=64, n_negatives=4)  # 64 * 6 * 2 = 768 touchable rows > 100
+    small_batch = EmbeddingRecommender(batch_size=4, n_negatives=1)  # 4 * 3 * 2 = 24 < 100
     assert SPARSE_FACTOR * 64 * 6 > n > SPARSE_FACTOR * 4 * 3
     assert not big_batch.uses_sparse_gradients(tiny.n_users, tiny.n_items)
     assert small_batch.uses_sparse_gradients(tiny.n_users, tiny.n_items)
-    assert not EmbeddingRecommender(batch_size=4, negatives=1, optimizer="adam").uses_sparse_gradients(10**6, 10**6)
+    assert not EmbeddingRecommender(batch_size=4, n_negatives=1, optimizer="adam").uses_sparse_gradients(10**6, 10**6)
     assert EmbeddingRecommender(sparse_gradients=True).uses_sparse_gradients(1, 1)
     small_batch.build(tiny)
     assert small_batch.user_embedding.sparse and small_batch.item_embedding.sparse

@@ -30,7 +30,7 @@ def planted() -> Split:
 
 
 def _mf(**kw) -> BiasedMF:
-    return BiasedMF(**{"dim": 4, "lr": 0.03, "reg": 0.005, "max_epochs": 25, "batch_size": 256, **kw})
+    return BiasedMF(**{"embedding_dim": 4, "lr": 0.03, "l2": 0.005, "max_epochs": 25, "batch_size": 256, **kw})
 
 
 def test_recovers_planted_low_rank_matrix(planted):
@@ -95,7 +95,7 @@ def test_non_integer_seed_is_named(seed):
 
 def test_needs_ratings_and_valid_parameters(planted):
     with pytest.raises(ValueError, match="dim"):
-        BiasedMF(dim=0)
+        BiasedMF(embedding_dim=0)
     no_ratings = Split(planted.train.assign(rating=np.nan), planted.test, planted.users, planted.items, planted.items_frame)
     with pytest.raises(ValueError, match="no training ratings"):
         _mf().fit(no_ratings)

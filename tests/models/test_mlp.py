@@ -21,7 +21,7 @@ def shop_split() -> Split:
 
 
 def test_mlp_beats_popularity_and_its_loss_decreases(shop_split):
-    model = MLPRecommender(dim=16, hidden=(32,), lr=0.01, n_neg=8, max_epochs=25, batch_size=128).fit(shop_split)
+    model = MLPRecommender(embedding_dim=16, hidden=(32,), lr=0.01, n_negatives=8, max_epochs=25, batch_size=128).fit(shop_split)
     pop = evaluate(PopularityRecommender().fit(shop_split), shop_split)["ndcg@10"]
     got = evaluate(model, shop_split)["ndcg@10"]
     assert got > pop + 0.05, (got, pop)
@@ -30,7 +30,7 @@ def test_mlp_beats_popularity_and_its_loss_decreases(shop_split):
 
 
 def test_training_step_is_bce_over_positive_and_negatives(shop_split):
-    model = MLPRecommender(dim=4, hidden=(8,), max_epochs=1, batch_size=512).fit(shop_split)
+    model = MLPRecommender(embedding_dim=4, hidden=(8,), max_epochs=1, batch_size=512).fit(shop_split)
     batch = {"user": torch.tensor([0, 1]), "pos": torch.tensor([2, 3]), "neg": torch.tensor([[4, 5], [6, 7]])}
     logits = torch.stack([model.logits(torch.tensor([u] * 3), torch.tensor(items)) for u, items in
                           ((0, [2, 4, 5]), (1, [3, 6, 7]))])
@@ -43,7 +43,7 @@ def test_training_step_is_bce_over_positive_and_negatives(shop_split):
 
 def test_single_layer_ranks_items_identically_for_every_user(shop_split):
     # s_ui = w_u·e_u + w_i·e_i + b: the user term shifts a row, the order of items never changes
-    model = MLPRecommender(dim=8, hidden=(), max_epochs=2, batch_size=512).fit(shop_split)
+    model = MLPRecommender(embedding_dim=8, hidden=(), max_epochs=2, batch_size=512).fit(shop_split)
     s = model.score([0, 1, 2])
     order = torch.argsort(s, dim=1)
     assert torch.equal(order[0], order[1]) and torch.equal(order[0], order[2])
@@ -51,15 +51,15 @@ def test_single_layer_ranks_items_identically_for_every_user(shop_split):
 
 
 def test_bad_parameters_raise():
-    with pytest.raises(ValueError, match="n_neg"):
-        MLPRecommender(n_neg=0)
+    with pytest.raises(ValueError, match="n_negatives"):
+        MLPRecommender(n_negatives=0)
     with pytest.raises(ValueError, match="hidden"):
         MLPRecommender(hidden=(0,))
 
 
 def test_build_is_seeded_locally_and_leaves_the_global_rng_alone(shop_split):
     def params(seed):
-        model = MLPRecommender(dim=4, hidden=(8,), seed=seed)
+        model = MLPRecommender(embedding_dim=4, hidden=(8,), seed=seed)
         model.build(shop_split)
         return [p.detach().clone() for p in model.parameters()]
 
@@ -79,7 +79,7 @@ def test_build_is_seeded_locally_and_leaves_the_global_rng_alone(shop_split):
 
 
 def test_same_seed_same_scores(shop_split):
-    kw = dict(dim=4, hidden=(8,), max_epochs=1, batch_size=512)
+    kw = dict(embedding_dim=4, hidden=(8,), max_epochs=1, batch_size=512)
     a = MLPRecommender(seed=1, **kw).fit(shop_split).score([0, 1, 2])
     b = MLPRecommender(seed=1, **kw).fit(shop_split).score([0, 1, 2])
     c = MLPRecommender(seed=2, **kw).fit(shop_split).score([0, 1, 2])

@@ -158,9 +158,9 @@ def test_tfidf_matches_hand_computation() -> None:
 
 def test_tfidf_keeps_its_vocabulary_after_fit() -> None:
     enc = TfidfEncoder().fit(["red shoe", "blue shoe"])
-    assert enc.dim == 3
+    assert enc.embedding_dim == 3
     out = enc.encode(["green hat", "red"])
     assert torch.equal(out[0], torch.zeros(3))  # no known word: a zero row
     torch.testing.assert_close(out[1], torch.tensor([0.0, 1.0, 0.0]))
     with pytest.raises(RuntimeError, match="not fitted"):
-        _ = TfidfEncoder().dim
+        _ = TfidfEncoder().embedding_dim

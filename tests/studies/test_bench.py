@@ -80,7 +80,7 @@ def test_cornac_bpr_scores_are_cornacs_own_through_the_id_maps(split):
 
 def test_cornac_ease_is_cornacs_score_and_equals_recnb_ease_without_clipping(split):
     _peer("cornac")
-    clipped = bench.CornacEASE(lam=20.0).fit(split)
+    clipped = bench.CornacEASE(l2=20.0).fit(split)
     peer = clipped.model_
     scores = clipped.score(USERS).numpy()
     for row, u in enumerate(USERS):
@@ -90,8 +90,8 @@ def test_cornac_ease_is_cornacs_score_and_equals_recnb_ease_without_clipping(spl
         np.testing.assert_allclose(scores[row, known], own[inner], rtol=1e-5, atol=1e-6)
     assert (np.asarray(peer.B) >= 0).all()  # posB: negative weights set to 0
     # posB=False is the plain model: the same scores as recnb's EASE with the same lambda
-    plain = bench.CornacEASE(lam=20.0, positive_only=False).fit(split)
-    ours = EASE(lam=20.0).fit(split)
+    plain = bench.CornacEASE(l2=20.0, positive_only=False).fit(split)
+    ours = EASE(l2=20.0).fit(split)
     np.testing.assert_allclose(plain.score(USERS).numpy(), ours.score(USERS).numpy(), rtol=1e-4, atol=1e-5)
 
 
@@ -132,7 +132,7 @@ def test_write_split_round_trips(split, tmp_path):
 
 def test_run_benchmark_table_means_are_evaluate_and_models_are_fitted(split):
     calls = []
-    out = bench.run_benchmark({"recnb popularity": PopularityRecommender, "recnb EASE": lambda: EASE(lam=20.0)},
+    out = bench.run_benchmark({"recnb popularity": PopularityRecommender, "recnb EASE": lambda: EASE(l2=20.0)},
                               split, k=5, progress=calls.append)
     assert calls == ["recnb popularity", "recnb EASE"]
     assert list(out.table.index) == calls

@@ -64,11 +64,11 @@ def epoch_generator(seed: int, client: int, epoch: int) -> torch.Generator:
 
 
 def local_sgd(U: torch.Tensor, V: torch.Tensor, users: torch.Tensor, items: torch.Tensor, positives: PositiveSet,
-              generator: torch.Generator, lr: float, batch_size: int, negatives: int) -> float:
+              generator: torch.Generator, lr: float, batch_size: int, n_negatives: int) -> float:
     """One epoch of mini-batch SGD on the pairs ``(users, items)``, updating ``U`` and ``V`` in place.
 
     Batches: a permutation of the pairs from ``generator``, ``batch_size`` at a time, each row with
-    ``negatives`` negatives from :func:`~recnb.data.sampling.sample_negatives`; loss
+    ``n_negatives`` negatives from :func:`~recnb.data.sampling.sample_negatives`; loss
     :func:`~recnb.math.losses.bpr_loss` (batch mean); step ``θ ← θ - lr ∇θ``. Returns the mean loss.
     """
     order = torch.randperm(len(users), generator=generator)
@@ -76,7 +76,7 @@ def local_sgd(U: torch.Tensor, V: torch.Tensor, users: torch.Tensor, items: torc
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         u, i = users[idx], items[idx]
-        j = sample_negatives(u, negatives, positives, None, generator, check=False)
+        j = sample_negatives(u, n_negatives, positives, None, generator, check=False)
         Ub, Vb = U.detach().requires_grad_(True), V.detach().requires_grad_(True)
         pos = (Ub[u] * Vb[i]).sum(dim=1)
         neg = (Ub[u].unsqueeze(1) * Vb[j]).sum(dim=2)
@@ -94,24 +94,24 @@ class FedAvgRecommender(Recommender):
 
     Parameters: ``n_clients`` shards of users; ``rounds``; ``local_epochs`` per round;
     ``client_fraction`` of clients drawn (seeded) to take part in each round (1 = all);
-    ``embedding_dim``, ``lr`` (of SGD on the batch-mean BPR loss, hence large), ``batch_size``, ``negatives``, ``init_std``; ``seed``.
+    ``embedding_dim``, ``lr`` (of SGD on the batch-mean BPR loss, hence large), ``batch_size``, ``n_negatives``, ``init_std``; ``seed``.
     After ``fit``: ``user_embedding_`` ``(n_users, d)``, ``item_embedding_`` ``(n_items, d)``,
     ``history_`` (one row per round: ``round``, ``train_loss``, ``clients``, plus what ``callback``
     returned).
     """
 
     def __init__(self, n_clients: int = 4, rounds: int = 10, local_epochs: int = 1, client_fraction: float = 1.0,
-                 embedding_dim: int = 32, lr: float = 50.0, batch_size: int = 256, negatives: int = 4,
+                 embedding_dim: int = 32, lr: float = 50.0, batch_size: int = 256, n_negatives: int = 4,
                  init_std: float = 0.1, seed: int = 0) -> None:
         for name, value in (("n_clients", n_clients), ("rounds", rounds), ("local_epochs", local_epochs),
-                            ("embedding_dim", embedding_dim), ("batch_size", batch_size), ("negatives", negatives)):
+                            ("embedding_dim", embedding_dim), ("batch_size", batch_size), ("n_negatives", n_negatives)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if not 0 < client_fraction <= 1 or not lr > 0 or not init_std > 0:
             raise ValueError(f"need 0 < client_fraction <= 1, lr > 0, init_std > 0; got {client_fraction}, {lr}, {init_std}")
         self.n_clients, self.rounds, self.local_epochs = n_clients, rounds, local_epochs
         self.client_fraction, self.embedding_dim, self.lr = client_fraction, embedding_dim, lr
-        self.batch_size, self.negatives, self.init_std, self.seed = batch_size, negatives, init_std, seed
+        self.batch_size, self.n_negatives, self.init_std, self.seed = batch_size, n_negatives, init_std, seed
         self.user_embedding_: torch.Tensor | None = None
         self.item_embedding_: torch.Tensor | None = None
         self.history_: list[dict[str, Any]] = []
@@ -156,7 +156,7 @@ class FedAvgRecommender(Recommender):
                 for e in range(self.local_epochs):
                     gen = epoch_generator(self.seed, int(c), r * self.local_epochs + e)
                     loss = local_sgd(U, Vc, users[rows], items[rows], positives, gen, self.lr, self.batch_size,
-                                     self.negatives)
+                                     self.n_negatives)
                 tables.append(Vc)
                 weights.append(len(rows))
                 losses.append(loss)

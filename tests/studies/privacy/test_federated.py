@@ -12,7 +12,7 @@ from recnb.studies.privacy.federated import FedAvgRecommender, client_of_users, 
 def test_one_client_fedavg_equals_centralised_sgd():
     split = random_holdout(make_shop(n_users=50, n_items=30, n_interactions=900, seed=1), seed=1)
     fed = FedAvgRecommender(n_clients=1, rounds=3, local_epochs=2, embedding_dim=6, lr=5.0, batch_size=32,
-                            negatives=2, seed=0).fit(split)
+                            n_negatives=2, seed=0).fit(split)
     # centralised: one model, torch.optim.SGD, the same 6 epochs of batches
     pairs = np.unique(split.train[[USER_IDX, ITEM_IDX]].to_numpy(), axis=0)
     users, items = torch.as_tensor(pairs[:, 0]), torch.as_tensor(pairs[:, 1])
@@ -44,7 +44,7 @@ def test_weighted_average_and_partition():
 
 def test_several_clients_differ_from_one_and_callback_logs():
     split = random_holdout(make_shop(n_users=50, n_items=30, n_interactions=900, seed=1), seed=1)
-    common = dict(rounds=2, embedding_dim=6, lr=5.0, batch_size=32, negatives=2, seed=0)
+    common = dict(rounds=2, embedding_dim=6, lr=5.0, batch_size=32, n_negatives=2, seed=0)
     one = FedAvgRecommender(n_clients=1, **common).fit(split)
     four = FedAvgRecommender(n_clients=4, client_fraction=0.5, **common).fit(split, callback=lambda r, m: {"r2": r * 2})
     assert [h["clients"] for h in four.history_] == [2, 2] and [h["r2"] for h in four.history_] == [2, 4]
