@@ -52,7 +52,7 @@ import torch
 
 from recnb.data.schema import EVENT, ITEM, RATING, SESSION, TIME, USER, IdIndex, RecData
 from recnb.math.ranking import rank
-from recnb.math.metrics import hit_rate_at_k, ndcg_at_k
+from recnb.math.metrics import ranking_metrics
 
 PAIR_COLUMNS = ("anchor", "candidate", "target")
 
@@ -371,7 +371,8 @@ def evaluate_bundles(
     exclude[torch.arange(len(anchors)), anchors] = True
     ranked = rank(scores, k=k, exclude=exclude).indices
     rel = relevant & ~exclude
-    hit, ndcg = hit_rate_at_k(ranked, rel), ndcg_at_k(ranked, rel)
+    values = ranking_metrics(ranked, rel, ("hit_rate", "ndcg"))
+    hit, ndcg = values["hit_rate"], values["ndcg"]
     out: dict[str, Any] = {f"hit_rate@{k}": float(np.nanmean(hit.numpy())), f"ndcg@{k}": float(np.nanmean(ndcg.numpy())),
                            "anchors": int((~torch.isnan(hit)).sum())}
     if per_anchor:

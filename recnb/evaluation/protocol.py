@@ -19,7 +19,7 @@ import torch
 from recnb.data.schema import USER_IDX, Split, dense_rows
 from recnb.evaluation.beyond import catalogue_coverage
 from recnb.evaluation.rating import rating_metrics
-from recnb.math.metrics import RANKING_FORMULAS, RANKING_FUNCTIONS, RANKING_METRICS, mean
+from recnb.math.metrics import RANKING_FUNCTIONS, RANKING_METRICS, mean, ranking_metrics
 from recnb.math.ranking import PAD, rank
 from recnb.models.base import BATCH_SIZE, as_user_tensor
 
@@ -126,10 +126,8 @@ def _per_user(
         ranked = model.recommend(u, k=k).indices if shelf is None else _shelf_ranking(model, split, u, shelf, k)
         kept.append(u)
         lists.append(ranked)
-        h = _sparse_hits(ranked, rel)
-        n_rel = torch.from_numpy(np.diff(rel.indptr)).float()
-        for name in per_user:
-            per_user[name].append(RANKING_FORMULAS[name](h, n_rel, ranked.shape[1]))
+        for name, values in ranking_metrics(ranked, rel, tuple(per_user)).items():
+            per_user[name].append(values)
     if not lists:
         where = " on the shelf (items)" if shelf is not None else ""
         raise ValueError(f"no evaluated user has a relevant (held-out, unseen) item{where}")
@@ -150,25 +148,6 @@ def _relevant_csr(split: Split, shelf: torch.Tensor | None) -> sp.csr_matrix:
     rel.sum_duplicates()  # sorts indices too: canonical
     return rel
 
-
-def _sparse_hits(ranked: torch.Tensor, relevant: sp.csr_matrix) -> torch.Tensor:
-    """``rel_uj`` of :func:`hits` from a canonical CSR ``relevant`` ``(U, n_items)``: ``(U, k)`` float32.
-
-    In a canonical CSR the keys ``row * n_items + col`` of its entries are sorted, so the item at
-    rank ``j`` of user ``u`` is relevant iff ``u * n_items + ranked[u, j]`` is found among them by
-    ``np.searchsorted`` (PAD never is).
-    """
-    n_users, n_items = relevant.shape
-    r = ranked.numpy().astype(np.int64)
-    if r.shape[0] != n_users:
-        raise ValueError(f"ranked has {r.shape[0]} users (rows), relevant has {n_users}")
-    if r.size and (r.min() < PAD or r.max() >= n_items):
-        raise IndexError(f"ranked item indices must lie in 0..{n_items - 1} (or PAD={PAD}), got {r.min()}..{r.max()}")
-    keys = np.repeat(np.arange(n_users, dtype=np.int64) * n_items, np.diff(relevant.indptr)) + relevant.indices
-    query = np.arange(n_users, dtype=np.int64)[:, None] * n_items + np.maximum(r, 0)
-    pos = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
-    found = (keys[pos] == query) & (r != PAD) if len(keys) else np.zeros(r.shape, dtype=bool)
-    return torch.from_numpy(found).float()
 
 
 def _shelf(items: Any, n_items: int) -> torch.Tensor:

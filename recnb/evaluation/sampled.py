@@ -12,6 +12,7 @@ import torch
 
 from recnb.data import sampling
 from recnb.data.schema import ITEM_IDX, USER_IDX, Split
+from recnb.math.metrics import RANKING_FORMULAS, rank_position_hits
 
 
 def sampled_ranks(positive: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
@@ -104,10 +105,10 @@ def sampled_rank_metrics(
         pos_s[rows] = s[local, torch.as_tensor(pair_i[rows])]
         neg_s[rows] = s[local[:, None], torch.as_tensor(neg[rows])]
     r = sampled_ranks(pos_s, neg_s)
-    hit = (r <= k).double()
+    h, one = rank_position_hits(r, k), torch.ones(len(r))  # one relevant item per list
     per_pair = {
-        f"hit_rate@{k}": hit,
-        f"ndcg@{k}": hit / torch.log2(r.double() + 1),
+        f"{name}@{k}": RANKING_FORMULAS[name](h, one, k).double() for name in ("hit_rate", "ndcg")
+    } | {
         "auc": ((neg_s < pos_s[:, None]).sum(1) + 0.5 * (neg_s == pos_s[:, None]).sum(1)).double() / n_negatives,
     }
     frame = pd.DataFrame({name: v.numpy() for name, v in per_pair.items()}).groupby(inverse).mean()

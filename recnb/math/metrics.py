@@ -12,10 +12,10 @@ Conventions shared by every ranking metric here:
   from every metric: the metric is undefined for them, and :func:`recnb.evaluation.evaluate` and :func:`mean`
   leave them out of the mean.
 
-Beyond accuracy: :func:`catalogue_coverage` (share of the catalogue in any list),
-:func:`mean_popularity` (mean or median training popularity of the recommended items) and
-:func:`rank_of` (where one item lands in each user's full ranking). :func:`evaluate` can also
-restrict ranking and relevance to a *shelf* of items (``items=``).
+Every value is computed the same way: :func:`ranking_metrics` finds the hits ``rel_uj`` once
+(from a dense mask, or a sparse CSR one) and applies the formulas of :data:`RANKING_FORMULAS`.
+Running models on splits (batching, seen items, shelves) is :mod:`recnb.evaluation`'s job;
+beyond-accuracy measures are in :mod:`recnb.evaluation.beyond`.
 
 Denominators (the places where libraries differ):
 
@@ -41,8 +41,10 @@ holding a single hit at rank 1 as perfect. Note also that torchmetrics treats an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 from recnb.math.ranking import PAD, rank
@@ -210,6 +212,66 @@ RANKING_FORMULAS = {
     "mrr": _reciprocal_rank,
 }
 
+def sparse_hits(ranked: torch.Tensor, relevant: sp.csr_matrix) -> torch.Tensor:
+    """``rel_uj`` of :func:`hits` from a canonical CSR ``relevant`` ``(U, n_items)``: ``(U, k)`` float32.
+
+    In a canonical CSR the keys ``row * n_items + col`` of its entries are sorted, so the item at
+    rank ``j`` of user ``u`` is relevant iff ``u * n_items + ranked[u, j]`` is found among them by
+    ``np.searchsorted`` (PAD never is).
+    """
+    n_users, n_items = relevant.shape
+    r = ranked.numpy().astype(np.int64)
+    if r.shape[0] != n_users:
+        raise ValueError(f"ranked has {r.shape[0]} users (rows), relevant has {n_users}")
+    if r.size and (r.min() < PAD or r.max() >= n_items):
+        raise IndexError(f"ranked item indices must lie in 0..{n_items - 1} (or PAD={PAD}), got {r.min()}..{r.max()}")
+    keys = np.repeat(np.arange(n_users, dtype=np.int64) * n_items, np.diff(relevant.indptr)) + relevant.indices
+    query = np.arange(n_users, dtype=np.int64)[:, None] * n_items + np.maximum(r, 0)
+    pos = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
+    found = (keys[pos] == query) & (r != PAD) if len(keys) else np.zeros(r.shape, dtype=bool)
+    return torch.from_numpy(found).float()
+
+
+def ranking_metrics(ranked: torch.Tensor, relevant: torch.Tensor | sp.spmatrix,
+                    metrics: Sequence[str] = RANKING_METRICS) -> dict[str, torch.Tensor]:
+    """Per-user values of ``metrics`` for one ranking: the one path every evaluation in recnb takes.
+
+    ``ranked``: ``(U, k)`` item indices (``PAD`` allowed); ``relevant``: ``(U, n_items)`` as a
+    bool tensor or a canonical scipy CSR matrix (no dense block is built from it). The hits
+    ``rel_uj`` (:func:`hits` / :func:`sparse_hits`) and ``R_u`` are computed once and every metric
+    is ``RANKING_FORMULAS[name](rel, R, k)``; users with ``R_u = 0`` get ``NaN``. Returns
+    ``{name: (U,) float32}``. :func:`recnb.evaluation.evaluate`, :func:`batch_ndcg` (validation in
+    training), the bundle and the α-curve evaluations and the sampled protocol all call it.
+    """
+    unknown = [m for m in metrics if m not in RANKING_FORMULAS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(RANKING_FORMULAS)}")
+    if sp.issparse(relevant):
+        relevant = sp.csr_matrix(relevant)
+        h = sparse_hits(ranked, relevant)
+        n = torch.from_numpy(np.diff(relevant.indptr)).float()
+        n_rel = n.masked_fill(n == 0, float("nan"))
+    else:
+        h, n_rel = hits(ranked, relevant), _n_relevant(relevant)
+    return {name: RANKING_FORMULAS[name](h, n_rel, ranked.shape[1]) for name in metrics}
+
+
+def rank_position_hits(ranks: torch.Tensor, k: int) -> torch.Tensor:
+    """``rel_uj`` ``(P, k)`` of lists that hold exactly one relevant item, at 1-based rank ``ranks``
+    ``(P,)``: 1 at column ``ranks - 1`` when ``ranks <= k``, else a row of zeros (``R = 1``).
+
+    The sampled protocol knows only each held-out item's rank among its negatives; with these hits
+    (and ``R = 1``) every formula of :data:`RANKING_FORMULAS` applies to it unchanged, e.g.
+    ``NDCG@k = 1[r <= k] / log2(r + 1)``.
+    """
+    ranks = torch.as_tensor(ranks).long()
+    if ranks.ndim != 1 or (ranks.numel() and ranks.min() < 1):
+        raise ValueError(f"ranks must be a 1-D tensor of 1-based ranks (>= 1), got shape {tuple(ranks.shape)}")
+    if k < 1:
+        raise ValueError(f"k must be a positive integer, got {k}")
+    cols = torch.arange(1, k + 1)
+    return (ranks[:, None] == cols[None, :]).float()
+
 
 def batch_ndcg(scores: torch.Tensor, seen: torch.Tensor, relevant: torch.Tensor, k: int = 10) -> tuple[float, int]:
     """NDCG@k of one validation batch: ``(mean over users with a relevant unseen item, their count)``.
@@ -223,4 +285,4 @@ def batch_ndcg(scores: torch.Tensor, seen: torch.Tensor, relevant: torch.Tensor,
     if not keep.any():
         return float("nan"), 0
     ranked = rank(scores[keep], k=k, exclude=seen[keep]).indices
-    return mean(ndcg_at_k(ranked, rel[keep])), int(keep.sum())
+    return mean(ranking_metrics(ranked, rel[keep], ("ndcg",))["ndcg"]), int(keep.sum())

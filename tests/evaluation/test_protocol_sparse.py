@@ -9,6 +9,7 @@ import torch
 
 from recnb import evaluation as M
 from recnb.evaluation import protocol as P
+from recnb.math.metrics import sparse_hits
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.math.ranking import PAD
@@ -84,12 +85,12 @@ def test_sparse_hits_match_dense_gather_with_pad():
     ranked[::3, 5:] = PAD  # short lists
     ranked[4] = PAD  # an empty list
     relevant = sp.csr_matrix(dense.numpy().astype(np.float32))
-    got = P._sparse_hits(ranked, relevant)
+    got = sparse_hits(ranked, relevant)
     assert got.dtype == torch.float32
     assert torch.equal(got, M.hits(ranked, dense))
     assert got.sum() > 0
     with pytest.raises(IndexError, match="0..39"):
-        P._sparse_hits(torch.full((30, 2), 40), relevant)
+        sparse_hits(torch.full((30, 2), 40), relevant)
 
 
 def test_relevant_csr_is_relevance_and_canonical():
