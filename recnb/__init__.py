@@ -1,12 +1,16 @@
 """recnb: the mathematics of e-commerce recommendation, as tested PyTorch Lightning modules.
 
-The package is organised bottom up, like the notebook course that teaches it:
+The package is organised bottom up, like the notebook course that teaches it; each folder is a layer
+and imports only from the layers below it:
 
-- :mod:`recnb.math`    -- primitives: cosine similarity, ranking, losses, hybrid blending
-- :mod:`recnb.data`    -- the synthetic shop, MovieLens-100k, validation, cleaning, splits, DataModule
-- :mod:`recnb.models`  -- every recommender behind one interface (``fit``, ``score``, ``recommend``)
-- :mod:`recnb.evaluation` -- ranking and rating metrics, vectorised over users
-- :mod:`recnb.report`  -- ``record()`` for notebooks and the papermill report runner
+- :mod:`recnb.math`       -- primitives: cosine similarity, ranking, losses, hybrid blending, metric formulas
+- :mod:`recnb.data`       -- the synthetic shop, MovieLens-100k, validation, cleaning, splits, DataModule
+- :mod:`recnb.training`   -- the seeded Lightning ``Trainer``, data parallelism, DP-SGD and its accountant
+- :mod:`recnb.models`     -- every recommender behind one interface (``fit``, ``score``, ``recommend``)
+- :mod:`recnb.evaluation` -- metrics of fitted models on splits, bootstrap intervals and paired tests
+- :mod:`recnb.policies`   -- re-ranking, explanations, bandits
+- :mod:`recnb.studies`    -- simulations on the shop's truth, privacy, peer libraries
+- :mod:`recnb.report`     -- ``record()`` for notebooks and the papermill report runner
 """
 
 import os
