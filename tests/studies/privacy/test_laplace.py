@@ -7,8 +7,8 @@ from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.evaluation import evaluate
 from recnb.studies.privacy.laplace import (DPPopularityRecommender, advanced_composition, basic_composition,
-                                   bounded_item_counts, composition_crossover, composition_table,
-                                   laplace_mechanism)
+                                           bounded_item_counts, composition_crossover, composition_table,
+                                           laplace_mechanism)
 
 
 @pytest.mark.parametrize("epsilon, sensitivity", [(0.5, 1.0), (2.0, 3.0)])
