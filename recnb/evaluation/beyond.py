@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from recnb.data.analysis import gini
@@ -173,3 +174,32 @@ def personalisation(ranked: torch.Tensor) -> float:
     overlap_sum = ((c**2).sum() - items.numel()) / 2
     n_pairs = n_users * (n_users - 1) / 2
     return float(1.0 - overlap_sum / (n_pairs * k))
+
+
+def mean_jaccard(ranked: torch.Tensor) -> float:
+    """Homogenisation: the mean Jaccard similarity ``|L_u ∩ L_v| / |L_u ∪ L_v|`` over all pairs ``u < v``.
+
+    Chaney, Stewart & Engelhardt (RecSys 2018) measure how a feedback loop makes users' lists alike
+    this way. 0 when no two lists share an item, 1 when every user gets the same set of items.
+    ``ranked``: ``(U, k)`` item indices, ``PAD`` slots hold no item; a list must not repeat an item.
+    The overlaps are ``M Mᵀ`` of the sparse ``(U, n_items)`` incidence matrix ``M`` and
+    ``|L_u ∪ L_v| = |L_u| + |L_v| − |L_u ∩ L_v|``, so memory is ``O(U²)`` for the ``U × U``
+    overlaps (one feedback-loop round, or a sample of users; not every user of a large shop). A pair
+    of two empty lists counts as 0.
+    """
+    ranked = _ranked_items(ranked)
+    n_users = ranked.shape[0]
+    if n_users < 2:
+        raise ValueError(f"mean_jaccard compares lists of pairs of users; got {n_users} list(s)")
+    keep = (ranked != PAD).numpy()
+    rows = np.repeat(np.arange(n_users), keep.sum(axis=1))
+    cols = ranked.numpy()[keep]
+    m = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(n_users, int(cols.max()) + 1 if len(cols) else 1))
+    if m.max() > 1:
+        raise ValueError("a list in ranked repeats an item; each list must hold distinct items")
+    inter = (m @ m.T).toarray()
+    sizes = keep.sum(axis=1).astype(np.float64)
+    union = sizes[:, None] + sizes[None, :] - inter
+    upper = np.triu_indices(n_users, k=1)
+    jac = np.divide(inter[upper], union[upper], out=np.zeros(len(upper[0])), where=union[upper] > 0)
+    return float(jac.mean())

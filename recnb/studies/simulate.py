@@ -27,19 +27,21 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from recnb.policies.bandits import BanditRun, Policy, cumulative_regret
 from recnb.data import synthetic
 from recnb.data.analysis import gini
 from recnb.data.schema import EVENT, ITEM, ITEM_IDX, RATING, SESSION, TIME, USER, USER_IDX, Split, dense_rows
 from recnb.math.ranking import PAD, rank
-from recnb.evaluation import catalogue_coverage, evaluate, exposure_gini, ndcg_at_k
+from recnb.evaluation import catalogue_coverage, evaluate, exposure_gini, mean_jaccard, ndcg_at_k
+from recnb.evaluation.uncertainty import bootstrap_ci, paired_bootstrap
 from recnb.models.base import Recommender, Users, as_user_tensor
 from recnb.models.embedding import EmbeddingRecommender
 from recnb.data.categories import category_means
@@ -491,7 +493,8 @@ def run_feedback_loop(
     by ``update="retrain"`` (a fresh ``make_model()`` fitted on the whole log) or
     ``"incremental"`` (``model.partial_fit(log, rows, epochs)``, e.g. :class:`WarmStartEmbedding`),
     where ``rows`` are the new rows plus, with ``replay > 0``, a random sample of
-    ``round(replay * len(new_rows))`` rows of the previous log (experience replay).
+    ``round(replay * len(new_rows))`` rows of the previous log (experience replay;
+    ``replay=float("inf")``: the whole previous log).
 
     Per round (measured on the lists served *before* the update):
 
@@ -500,7 +503,8 @@ def run_feedback_loop(
       ceiling, which falls as users consume their favourites); ``clicks``: the clicks drawn;
     - ``new_rows``: rows appended to the log; ``log_gini``: Gini of item popularity in the log;
     - ``exposure_gini``, ``coverage``: of the round's lists (:func:`recnb.evaluation.exposure_gini`,
-      :func:`recnb.evaluation.catalogue_coverage`);
+      :func:`recnb.evaluation.catalogue_coverage`); ``jaccard``: how alike the users' lists are
+      (:func:`recnb.evaluation.mean_jaccard`, Chaney et al.'s homogenisation);
     - ``offline_ndcg``: NDCG@k of the model on ``split``'s test part (logged data held out);
     - ``alignment``: :func:`taste_alignment` of the model on a fixed ``panel`` of users.
     """
@@ -537,6 +541,7 @@ def run_feedback_loop(
             "new_rows": len(new_rows),
             "exposure_gini": exposure_gini(ranked, split.n_items),
             "coverage": catalogue_coverage(ranked, split.n_items),
+            "jaccard": mean_jaccard(ranked),
             "offline_ndcg": evaluate(model, log, k=k, metrics=("ndcg",))[f"ndcg@{k}"],
             "alignment": alignment,
         })
@@ -546,7 +551,114 @@ def run_feedback_loop(
         if update == "retrain":
             model = make_model().fit(log)
         else:
-            n_old = min(len(old), round(replay * len(new_rows)))
+            n_old = len(old) if np.isinf(replay) else min(len(old), round(replay * len(new_rows)))
             rows = pd.concat([new_rows, old.iloc[np.sort(rng.choice(len(old), size=n_old, replace=False))]])
             model = model.partial_fit(log, rows, epochs)
     return pd.DataFrame(records), log
+
+
+@dataclass(frozen=True)
+class FeedbackLoop:
+    """One arm of a feedback-loop study: the model, the policy that shows its lists, and the update
+    (the arguments of :func:`run_feedback_loop` of the same names)."""
+
+    make_model: Callable[[], Recommender]
+    policy: RankingPolicy
+    update: str = "retrain"
+    epochs: int = 1
+    replay: float = 0.0
+
+
+def replicate_feedback_loops(
+    make_world: Callable[[int], tuple[Split, dict[str, Any]]],
+    make_loops: Callable[[int, dict[str, Any]], dict[str, FeedbackLoop]],
+    seeds: list[int] | range,
+    n_rounds: int,
+    users_per_round: int,
+    k: int = 10,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Every loop on every seed: one tidy frame, a row per ``(loop, seed, round)``.
+
+    For each ``seed``, ``make_world(seed)`` gives the logged split and the truth (regenerate the
+    shop and redraw the split there, so that seeds are independent replications), and
+    ``make_loops(seed, truth)`` the named :class:`FeedbackLoop` s (their models seeded with
+    ``seed``); each runs through :func:`run_feedback_loop` with ``seed``. The columns are
+    ``run_feedback_loop``'s plus ``loop``, ``seed`` and ``share = utility / oracle_utility``.
+    """
+    frames = []
+    for seed in tqdm(list(seeds), desc="seeds", disable=not progress):
+        log, truth = make_world(seed)
+        for name, loop in make_loops(seed, truth).items():
+            frame, _ = run_feedback_loop(log, truth, loop.make_model, loop.policy, n_rounds, users_per_round, k=k,
+                                         update=loop.update, epochs=loop.epochs, replay=loop.replay, seed=seed)
+            frames.append(frame.assign(loop=name, seed=seed, share=frame["utility"] / frame["oracle_utility"]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _at_round(frame: pd.DataFrame, round_: int | None) -> pd.DataFrame:
+    last = int(frame["round"].max()) if round_ is None else round_
+    if last not in set(frame["round"]):
+        raise ValueError(f"round {last} is not in the frame (rounds {sorted(set(frame['round']))})")
+    return frame[frame["round"] == last]
+
+
+def replication_table(frame: pd.DataFrame, columns: list[str], round_: int | None = None,
+                      confidence: float = 0.95) -> pd.DataFrame:
+    """Mean over seeds of each loop's ``columns`` at ``round_`` (default: the last), with a
+    ``confidence`` percentile-bootstrap interval of that mean (:func:`recnb.evaluation.uncertainty.bootstrap_ci`).
+
+    ``frame``: :func:`replicate_feedback_loops`' output. Returns one row per loop (in order of first
+    appearance) and columns ``(column, "mean" | "low" | "high")``, plus ``seeds``. With a handful
+    of seeds the interval is rough: read it as the seed-to-seed spread, not a precise bound.
+    """
+    at = _at_round(frame, round_)
+    rows = {}
+    for name, part in at.groupby("loop", sort=False):
+        row: dict[tuple[str, str], float] = {}
+        for col in columns:
+            ci = bootstrap_ci(part[col].to_numpy(), confidence=confidence)
+            row.update({(col, "mean"): ci.mean, (col, "low"): ci.low, (col, "high"): ci.high})
+        row[("seeds", "")] = float(len(part))
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def compare_loops(frame: pd.DataFrame, a: str, b: str, column: str, round_: int | None = None,
+                  confidence: float = 0.95) -> dict[str, float]:
+    """Loop ``a`` minus loop ``b`` on ``column`` at ``round_`` (default: the last), paired by seed.
+
+    Returns the mean difference over seeds, its paired-bootstrap interval
+    (:func:`recnb.evaluation.uncertainty.paired_bootstrap`), ``wins`` (seeds where ``a > b``) and
+    ``seeds``. A difference whose interval contains 0, or that does not hold at every seed, is not
+    a finding of the replication.
+    """
+    at = _at_round(frame, round_)
+    va = at[at["loop"] == a].set_index("seed")[column]
+    vb = at[at["loop"] == b].set_index("seed")[column]
+    if va.empty or vb.empty:
+        raise ValueError(f"loops {a!r} and {b!r} must both be in the frame; it holds {sorted(set(frame['loop']))}")
+    if set(va.index) != set(vb.index):
+        raise ValueError(f"loops {a!r} and {b!r} ran on different seeds: {sorted(va.index)} vs {sorted(vb.index)}")
+    vb = vb.loc[va.index]
+    paired = paired_bootstrap(va.to_numpy(), vb.to_numpy(), confidence=confidence)
+    return {"difference": paired.mean_diff, "low": paired.low, "high": paired.high,
+            "wins": float((va.to_numpy() > vb.to_numpy()).sum()), "seeds": float(len(va))}
+
+
+def describe_comparison(comparison: dict[str, float], column: str) -> str:
+    """A :func:`compare_loops` result in words, saying no more than it shows.
+
+    "higher at every seed" only when the interval excludes 0 *and* every seed agrees; "no
+    difference beyond the seed-to-seed spread" when the interval contains 0; otherwise "higher on
+    average, but not at every seed". The numbers follow in brackets.
+    """
+    d, low, high, wins, n = (comparison[key] for key in ("difference", "low", "high", "wins", "seeds"))
+    numbers = f"{column} {d:+.3f}, 95 % interval [{low:+.3f}, {high:+.3f}], higher at {wins:.0f} of {n:.0f} seeds"
+    if low <= 0 <= high:
+        return f"no difference in {column} beyond the seed-to-seed spread ({numbers})"
+    direction = "higher" if d > 0 else "lower"
+    agree = wins == n if d > 0 else wins == 0
+    if agree:
+        return f"{column} {direction} at every seed ({numbers})"
+    return f"{column} {direction} on average, but not at every seed ({numbers})"

@@ -238,3 +238,25 @@ def test_intra_list_diversity_by_embedding_in_several_user_chunks():
     e = emb.numpy() / np.linalg.norm(emb.numpy(), axis=1, keepdims=True)
     expected = _ild_loop(ranked, lambda a, b: 1.0 - float(e[a] @ e[b]))
     np.testing.assert_allclose(M.intra_list_diversity(ranked, emb).numpy(), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mean_jaccard_against_a_pairwise_loop(seed):
+    g = torch.Generator().manual_seed(seed)
+    ranked = torch.stack([torch.randperm(15, generator=g)[:5] for _ in range(9)])
+    ranked[2, 3:] = PAD  # a shorter list
+    sets = [set(r[r != PAD].tolist()) for r in ranked]
+    want = np.mean([len(a & b) / len(a | b) for a, b in itertools.combinations(sets, 2)])
+    assert M.mean_jaccard(ranked) == pytest.approx(want, abs=1e-12)
+
+
+def test_mean_jaccard_by_hand():
+    same = torch.tensor([[0, 1, 2], [2, 1, 0]])
+    assert M.mean_jaccard(same) == 1.0
+    assert M.mean_jaccard(torch.tensor([[0, 1], [2, 3]])) == 0.0
+    # {0, 1, 2} vs {1, 2, 3}: 2 shared of 4 -> 0.5; with {0, 5, 6}: 1/5 and 0/6 -> mean (0.5 + 0.2 + 0) / 3
+    assert M.mean_jaccard(torch.tensor([[0, 1, 2], [1, 2, 3], [0, 5, 6]])) == pytest.approx(0.7 / 3)
+    with pytest.raises(ValueError, match="repeats an item"):
+        M.mean_jaccard(torch.tensor([[0, 0], [1, 2]]))
+    with pytest.raises(ValueError, match="pairs of users"):
+        M.mean_jaccard(torch.tensor([[0, 1]]))

@@ -10,16 +10,21 @@ from recnb.math.ranking import PAD
 from recnb.models.popularity import PopularityRecommender
 from recnb.policies.rerank import ItemSimilarity
 from recnb.studies.simulate import (
+    FeedbackLoop,
     OnboardingRecommender,
     WarmStartEmbedding,
     category_click_means,
     click_probability,
     cold_start_curve,
+    compare_loops,
+    describe_comparison,
     epsilon_policy,
     greedy_policy,
     mmr_policy,
     onboarding_picks,
     oracle_click_rates,
+    replicate_feedback_loops,
+    replication_table,
     respond,
     reveal_history,
     run_contextual_bandit,
@@ -205,6 +210,10 @@ def test_feedback_loop_bookkeeping(shop, split):
     seen = split.seen_csr()[users].toarray() > 0
     best = np.sort(np.where(seen, -np.inf, click_probability(aff)), axis=1)[:, -5:]
     assert frame["oracle_utility"].iloc[0] == pytest.approx(best.mean(), rel=1e-5)
+    # popularity shows (nearly) one list to everyone: round 0's lists are alike, by a pairwise loop
+    lists = [set(r) for r in ranked.tolist()]
+    pairs = [(a, b) for i, a in enumerate(lists) for b in lists[i + 1:]]
+    assert frame["jaccard"].iloc[0] == pytest.approx(np.mean([len(a & b) / len(a | b) for a, b in pairs]))
     with pytest.raises(ValueError, match="update"):
         run_feedback_loop(split, shop.truth, PopularityRecommender, greedy_policy, 1, 5, update="online")
 
@@ -254,3 +263,48 @@ def test_cold_start_curve(shop, split):
         cold_start_curve(split, shop.truth, fit_models, users, [0, 1000])
     with pytest.raises(ValueError, match="batch_size"):
         cold_start_curve(split, shop.truth, fit_models, users, [0], batch_size=0)
+
+
+def test_replicated_loops_summarised_over_seeds_by_hand():
+    def world(seed):
+        data = make_shop(n_users=50, n_items=30, n_categories=3, n_interactions=1500, seed=seed)
+        return random_holdout(data, 0.2, seed=seed, events=("click", "cart", "purchase")), data.truth
+
+    def loops(seed, truth):
+        return {"popularity": FeedbackLoop(PopularityRecommender, greedy_policy),
+                "explore": FeedbackLoop(PopularityRecommender, epsilon_policy(0.5))}
+
+    frame = replicate_feedback_loops(world, loops, seeds=[0, 1, 2], n_rounds=2, users_per_round=10, k=5)
+    assert len(frame) == 3 * 2 * 2 and set(frame["seed"]) == {0, 1, 2}
+    # each (loop, seed) is exactly one run_feedback_loop with that seed on that seed's world
+    log, truth = world(1)
+    alone, _ = run_feedback_loop(log, truth, PopularityRecommender, greedy_policy, 2, 10, k=5, seed=1)
+    mine = frame[(frame["loop"] == "popularity") & (frame["seed"] == 1)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine[alone.columns], alone)
+    np.testing.assert_allclose(mine["share"], alone["utility"] / alone["oracle_utility"])
+
+    table = replication_table(frame, ["coverage", "share"])
+    last = frame[frame["round"] == 1]
+    want = last.groupby("loop", sort=False)["coverage"].mean()
+    np.testing.assert_allclose(table[("coverage", "mean")].to_numpy(), want.to_numpy())
+    assert (table[("coverage", "low")] <= table[("coverage", "mean")]).all()
+    assert table[("seeds", "")].tolist() == [3.0, 3.0]
+
+    cmp = compare_loops(frame, "explore", "popularity", "coverage")
+    a = last[last["loop"] == "explore"].set_index("seed")["coverage"]
+    b = last[last["loop"] == "popularity"].set_index("seed")["coverage"]
+    assert cmp["difference"] == pytest.approx((a - b).mean())
+    assert cmp["wins"] == float((a > b).sum()) and cmp["seeds"] == 3.0
+    with pytest.raises(ValueError, match="must both be in the frame"):
+        compare_loops(frame, "explore", "nobody", "coverage")
+    with pytest.raises(ValueError, match="round 7"):
+        replication_table(frame, ["coverage"], round_=7)
+
+
+def test_describe_comparison_says_no_more_than_the_numbers():
+    base = {"difference": 0.05, "low": 0.01, "high": 0.09, "wins": 5.0, "seeds": 5.0}
+    assert describe_comparison(base, "coverage").startswith("coverage higher at every seed")
+    assert "not at every seed" in describe_comparison({**base, "wins": 4.0}, "coverage")
+    assert describe_comparison({**base, "low": -0.01}, "coverage").startswith("no difference in coverage")
+    lower = {"difference": -0.05, "low": -0.09, "high": -0.01, "wins": 0.0, "seeds": 5.0}
+    assert describe_comparison(lower, "share").startswith("share lower at every seed")
