@@ -87,24 +87,29 @@ class Policy(ABC):
 class EpsilonGreedy(Policy):
     """With probability ``ε_t`` a uniformly random arm, otherwise the best empirical mean.
 
-    ``epsilon`` fixed: ``ε_t = ε`` (linear regret). ``decay=c``: ``ε_t = min(1, c K / t)`` with
-    ``t`` the round number (1-based), the schedule of Auer, Cesa-Bianchi & Fischer (2002) whose
-    regret grows only logarithmically for a suitable ``c``; ``epsilon`` is then unused.
+    ``epsilon`` fixed: ``ε_t = ε`` (linear regret). ``decay=c``: the ε_n-greedy schedule of Auer,
+    Cesa-Bianchi & Fischer (2002), ``ε_t = min(1, c K / (d² t))`` with ``t`` the round number
+    (1-based) and ``gap`` ``d``, a lower bound ``0 < d ≤ min_j Δ_j`` on the gaps between the best
+    arm's mean and the others'; their regret bound is logarithmic for ``c > 5``. ``gap=1`` gives
+    ``min(1, c K / t)``, which stops exploring far too early when the true gaps are small.
+    ``epsilon`` is unused when ``decay`` is set.
     """
 
-    def __init__(self, n_arms: int, epsilon: float = 0.1, decay: float | None = None) -> None:
+    def __init__(self, n_arms: int, epsilon: float = 0.1, decay: float | None = None, gap: float = 1.0) -> None:
         super().__init__(n_arms)
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
         if decay is not None and decay <= 0:
             raise ValueError(f"decay must be positive (or None for a fixed epsilon), got {decay}")
-        self.epsilon, self.decay = float(epsilon), decay
+        if not 0.0 < gap <= 1.0:
+            raise ValueError(f"gap must lie in (0, 1] (a lower bound on the arms' mean gaps), got {gap}")
+        self.epsilon, self.decay, self.gap = float(epsilon), decay, float(gap)
 
     def current_epsilon(self) -> float:
         """``ε_t`` of the coming round ``t = t_ + 1``."""
         if self.decay is None:
             return self.epsilon
-        return min(1.0, self.decay * self.n_arms / (self.t_ + 1))
+        return min(1.0, self.decay * self.n_arms / (self.gap**2 * (self.t_ + 1)))
 
     def select(self, rng: np.random.Generator, context: np.ndarray | None = None) -> int:
         if rng.random() < self.current_epsilon():
@@ -112,7 +117,7 @@ class EpsilonGreedy(Policy):
         return int(np.argmax(self.means_))
 
     def __repr__(self) -> str:
-        how = f"epsilon={self.epsilon:g}" if self.decay is None else f"decay={self.decay:g}"
+        how = f"epsilon={self.epsilon:g}" if self.decay is None else f"decay={self.decay:g}, gap={self.gap:g}"
         return f"EpsilonGreedy(n_arms={self.n_arms}, {how})"
 
 

@@ -244,12 +244,18 @@ def reveal_history(split: Split, users: np.ndarray, n: int) -> Split:
     return replace(split, train=new_train.reset_index(drop=True), name=f"{split.name} | {n} revealed")
 
 
-def onboarding_picks(truth: dict[str, Any], users: np.ndarray, n_picks: int, seed: int = 0) -> np.ndarray:
+def onboarding_picks(truth: dict[str, Any], users: np.ndarray, n_picks: int, seed: int = 0,
+                     noise: float = 0.0) -> np.ndarray:
     """``(len(users), C)`` bool: the categories each user ticks at sign-up.
 
     Each user picks ``n_picks`` distinct categories, drawn without replacement with probability
-    proportional to their true taste ``θ_uc`` (people tick what they like, not always their top).
+    ``w_c = (1 − noise) θ_uc + noise / C``: ``noise = 0`` ticks what the user truly likes (in
+    proportion to the true taste ``θ_uc``, not always their top), ``noise = 1`` ticks categories at
+    random -- a questionnaire answered carelessly, or a taste the user cannot put into words. The
+    simulator knows ``θ``; a real questionnaire does not, so ``noise = 0`` is the most favourable case.
     """
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"noise must lie in [0, 1], got {noise}")
     taste = np.asarray(truth["user_taste"])[np.asarray(users)]
     n_cat = taste.shape[1]
     if not 1 <= n_picks <= n_cat:
@@ -257,7 +263,7 @@ def onboarding_picks(truth: dict[str, Any], users: np.ndarray, n_picks: int, see
     rng = np.random.default_rng([seed, 3])
     picks = np.zeros(taste.shape, dtype=bool)
     for row, w in enumerate(taste):
-        w = np.maximum(w, 1e-12)
+        w = np.maximum((1.0 - noise) * w / max(w.sum(), 1e-12) + noise / n_cat, 1e-12)
         picks[row, rng.choice(n_cat, size=n_picks, replace=False, p=w / w.sum())] = True
     return picks
 

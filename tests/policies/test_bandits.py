@@ -107,6 +107,17 @@ def test_epsilon_schedules():
     greedy = EpsilonGreedy(3, epsilon=0.0)
     greedy.update(1, 1.0)
     assert greedy.select(np.random.default_rng(0)) == 1
+    # Auer et al.'s schedule with a gap bound d: eps_t = min(1, c K / (d^2 t)), so 1 until t = c K / d^2
+    auer = EpsilonGreedy(4, decay=0.5, gap=0.1)  # c K / d^2 = 200
+    for _ in range(198):  # the coming round is t = 199
+        auer.update(0, 0.0)
+    assert auer.current_epsilon() == 1.0
+    for _ in range(201):
+        auer.update(0, 0.0)
+    assert auer.current_epsilon() == pytest.approx(0.5 * 4 / (0.01 * 400))
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="gap"):
+            EpsilonGreedy(4, decay=0.5, gap=bad)
 
 
 def test_ucb_regret_sublinear_and_fixed_epsilon_linear():

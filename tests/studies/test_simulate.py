@@ -308,3 +308,15 @@ def test_describe_comparison_says_no_more_than_the_numbers():
     assert describe_comparison({**base, "low": -0.01}, "coverage").startswith("no difference in coverage")
     lower = {"difference": -0.05, "low": -0.09, "high": -0.01, "wins": 0.0, "seeds": 5.0}
     assert describe_comparison(lower, "share").startswith("share lower at every seed")
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5, 1.0])
+def test_onboarding_noise_mixes_taste_with_uniform_picks(noise):
+    # 3 categories, every user's taste (0.98, 0.01, 0.01): P(tick category 0) = (1 - noise) 0.98 + noise / 3
+    truth = {"user_taste": np.tile([0.98, 0.01, 0.01], (4000, 1))}
+    picks = onboarding_picks(truth, np.arange(4000), 1, seed=0, noise=noise)
+    p = (1 - noise) * 0.98 + noise / 3
+    assert picks.sum(axis=1).tolist() == [1] * 4000
+    assert abs(picks[:, 0].mean() - p) < 4 * np.sqrt(p * (1 - p) / 4000)
+    with pytest.raises(ValueError, match="noise"):
+        onboarding_picks(truth, np.arange(3), 1, noise=1.5)
