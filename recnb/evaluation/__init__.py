@@ -43,6 +43,7 @@ from recnb.evaluation.rating import (
     rmse,
 )
 from recnb.evaluation.auc import (
+    bpr_auc_bound,
     gauc,
     user_auc,
 )
@@ -63,6 +64,7 @@ from recnb.evaluation.sampled import (
 )
 
 __all__ = [
+    "bpr_auc_bound",
     "batch_ndcg",
     "f1_at_k",
     "hit_rate_at_k",

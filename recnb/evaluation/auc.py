@@ -78,3 +78,27 @@ def gauc(
         pos, _ = _rankable_masks(scores, relevant, exclude)
         w = pos.sum(dim=1).double() * defined
     return float((torch.nan_to_num(auc) * w).sum() / w.sum())
+
+
+def bpr_auc_bound(scores: torch.Tensor, relevant: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """The lower bound on each user's AUC that the BPR loss gives: ``(U,)`` float64.
+
+    For every ``x``, ``1[x > 0] ≥ 1 + log₂ σ(x)`` (both sides are 0 at ``x = 0``; for ``x < 0`` the
+    right side is below 0, for ``x > 0`` it is at most 1). Averaged over a user's pairs of a
+    positive ``i ∈ P_u`` and a negative ``j ∈ N_u`` (as in :func:`user_auc`)::
+
+        AUC_u ≥ 1 − L_u / ln 2,   L_u = 1 / (|P_u| |N_u|) Σ_{i∈P_u} Σ_{j∈N_u} −log σ(s_ui − s_uj)
+
+    where ``L_u`` is the BPR loss over *all* of the user's pairs: minimising BPR raises a lower bound
+    on the AUC (Rendle et al. 2009 present BPR as a smooth AUC). ``NaN`` where ``user_auc`` is.
+    The pairs of one user at a time: ``O(|P_u| |N_u|)`` memory.
+    """
+    pos, neg = _rankable_masks(scores, relevant, exclude)
+    s = scores.double()
+    out = torch.full((s.shape[0],), float("nan"), dtype=torch.float64)
+    for u in range(s.shape[0]):
+        sp, sn = s[u][pos[u]], s[u][neg[u]]
+        if len(sp) and len(sn):
+            loss = -torch.nn.functional.logsigmoid(sp[:, None] - sn[None, :]).mean()
+            out[u] = 1.0 - loss / torch.log(torch.tensor(2.0, dtype=torch.float64))
+    return out

@@ -260,3 +260,21 @@ def test_mean_jaccard_by_hand():
         M.mean_jaccard(torch.tensor([[0, 0], [1, 2]]))
     with pytest.raises(ValueError, match="pairs of users"):
         M.mean_jaccard(torch.tensor([[0, 1]]))
+
+
+def test_bpr_auc_bound_by_hand_and_below_the_auc():
+    # one user, positives scoring 2 and 0, negatives 1 and -1: pairs' differences 1, 3, -1, 1
+    scores = torch.tensor([[2.0, 0.0, 1.0, -1.0]])
+    relevant = torch.tensor([[True, True, False, False]])
+    diffs = np.array([1.0, 3.0, -1.0, 1.0])
+    loss = np.mean(np.log1p(np.exp(-diffs)))
+    assert M.bpr_auc_bound(scores, relevant).item() == pytest.approx(1 - loss / np.log(2))
+    assert M.user_auc(scores, relevant).item() == pytest.approx(0.75)
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(40, 30, generator=g) * 3
+    rel = torch.rand(40, 30, generator=g) < 0.2
+    ex = torch.rand(40, 30, generator=g) < 0.1
+    bound, auc = M.bpr_auc_bound(s, rel, ex), M.user_auc(s, rel, ex)
+    defined = ~torch.isnan(auc)
+    assert torch.equal(defined, ~torch.isnan(bound))
+    assert (bound[defined] <= auc[defined] + 1e-12).all()
