@@ -1,4 +1,4 @@
-"""The ``recnb`` command: run notebooks as papermill reports, refresh committed notebooks, build the site."""
+"""The ``recnb`` command: run notebooks as papermill reports or sweeps, compare runs, refresh committed notebooks, build the site."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import Any
 
 import yaml
 
-from recnb.report.refresh import refresh
-from recnb.report.site import build_site
+from recnb.report.compare import compare, format_table, regressions
 from recnb.report.parameters import ParameterError, load_profiles, profiles_path, split_parameter_file
+from recnb.report.refresh import refresh
 from recnb.report.runner import DEFAULT_KERNEL, NOTEBOOKS_DIR, ReportError, check_kernel, find_notebooks, run_report
+from recnb.report.site import build_site
+from recnb.report.sweeps import default_jobs, read_grid_file, resume_sweep, start_sweep
 
 REPORT_HELP = """\
 Execute notebooks with papermill and write a report under OUT/NAME/: each executed notebook,
@@ -44,6 +46,43 @@ python -m http.server -d OUT
 examples:
   recnb site                       # every notebook into ./site
   recnb site 00 01 --out /tmp/s    # two chapters only
+"""
+
+SWEEP_HELP = """\
+Run notebooks over a grid of parameter values times seeds: every combination is one papermill
+execution in its own kernel, JOBS at a time. Every value is checked against the notebooks'
+`parameters` cells before anything starts (an unknown name or a wrong type: a message naming the
+notebook and what it declares, and nothing runs). The seeds go to the notebook's `seed` parameter.
+
+Writes OUT/NAME/: sweep.json (the plan), runs/<run id>/ (notebook.ipynb, notebook.html, run.json
+with parameters, status, duration, metrics and the error; run.json is written last), results.csv
+(one row per run x metric, every parameter a column), aggregate.csv (per setting and metric: n
+seeds, mean, std, min, max, 95 % bootstrap interval of the mean over seeds) and index.html
+(failures first, a plot per metric with interval bands, the aggregate, links to every run).
+
+A failing run never stops the others; the exit status is 1 if any run failed, 2 if nothing could
+start, 130 after Ctrl-C. Ctrl-C or a killed process loses only the runs in flight: --resume runs
+what has no run.json and never touches a finished run.
+
+examples:
+  recnb sweep 06 -p shrinkage 0 10 100 --seeds 0-9 --profile smoke
+  recnb sweep 02 -p n_negatives 1 4 -p max_epochs 5 10 --seeds 0-4 --jobs 2 --name negatives
+  recnb sweep 04 -f grid.yaml      # grid: {neighbours: [10, 50]}, parameters: {mf_dim: 16}, seeds: 0-4
+  recnb sweep --resume reports/negatives
+"""
+
+COMPARE_HELP = """\
+Compare two reports (a folder with summary.json, or the file) or sweeps (a folder with sweep.json):
+every recorded metric side by side, matched by notebook, setting and name, with B - A. Where both
+sides ran several seeds: a 95 % bootstrap interval of the difference (paired by seed when both ran
+the same seeds) and whether it excludes 0 ("beyond seeds": larger than seed-to-seed noise).
+Metrics on one side only are listed. The exit status is 1 when a metric moved beyond --tolerance,
+a non-numeric value changed, or a metric of A is missing from B; new metrics in B are listed only.
+
+examples:
+  recnb compare reports/before reports/after
+  recnb compare reports/sweep-old reports/sweep-new --tolerance 0.005
+  recnb compare reports/stored/summary.json reports/smoke-20260101-120000 --tolerance 1%
 """
 
 PROFILES_NOTE = "profiles (in {path}): {names}"
@@ -103,6 +142,41 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="paths, stems or numbers (default: all, in course order)")
     site.add_argument("--out", type=Path, default=Path("site"), metavar="DIR", help="the site's folder (default: %(default)s)")
 
+    sweep = sub.add_parser(
+        "sweep", help="run notebooks over a grid of parameters x seeds, in parallel, and aggregate",
+        description=SWEEP_HELP, epilog=PROFILES_NOTE.format(path=profiles_path(), names=names),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="paths, stems or course numbers (give them before -p)")
+    sweep.add_argument(
+        "-p", "--parameter", nargs="+", action="append", default=[], metavar=("NAME", "VALUE"),
+        help="a parameter and the values to sweep (each read as YAML); one value fixes it",
+    )
+    sweep.add_argument("-f", "--grid-file", type=Path, metavar="FILE",
+                       help="YAML: grid: {NAME: [VALUES]}, parameters: {NAME: VALUE}, seeds: 0-9 (or flat NAME: [VALUES])")
+    sweep.add_argument("--seeds", nargs="+", metavar="SEEDS",
+                       help="seeds for the notebook's `seed` parameter: 0-9, 0,3,7 (default: the profile's or notebook's)")
+    sweep.add_argument("--jobs", "-j", type=int, metavar="N", help=f"runs at a time (default: the number of cores, {default_jobs()})")
+    sweep.add_argument("--profile", default="default", help="named set of fixed overrides from the profiles file (default: %(default)s)")
+    sweep.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="folder the sweep's folder goes in (default: %(default)s)")
+    sweep.add_argument("--name", help="the sweep's folder name (default: sweep-YYYYmmdd-HHMMSS)")
+    sweep.add_argument("--kernel", default=DEFAULT_KERNEL, help="Jupyter kernel to execute with (default: %(default)s)")
+    sweep.add_argument("--no-html", action="store_true", help="skip each run's HTML rendering")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run instead)")
+    sweep.add_argument("--resume", type=Path, metavar="SWEEP",
+                       help="finish the sweep in this folder: run only what has no run.json (takes --jobs, --retry-failed)")
+    sweep.add_argument("--retry-failed", action="store_true", help="with --resume: also re-run the runs that failed")
+
+    comp = sub.add_parser(
+        "compare", help="compare the metrics of two reports or sweeps",
+        description=COMPARE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    comp.add_argument("a", type=Path, metavar="A", help="the reference: a report or sweep folder, or a summary.json")
+    comp.add_argument("b", type=Path, metavar="B", help="the one to check against A")
+    comp.add_argument("--tolerance", "-t", default="0", metavar="T",
+                      help="largest |B - A| that is not a move: a number (0.01) or a percentage of A (2%%); default 0")
+    comp.add_argument("--csv", type=Path, metavar="FILE", help="also write the table as CSV")
+
     refresh = sub.add_parser(
         "refresh",
         help="re-execute committed notebooks in place with their defaults",
@@ -143,6 +217,61 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    progress = False if args.no_progress else None
+    if args.jobs is not None and args.jobs < 1:
+        raise ReportError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.resume is not None:
+        given = [flag for flag, value in (("NOTEBOOK", args.notebooks), ("-p", args.parameter), ("-f", args.grid_file),
+                                          ("--seeds", args.seeds), ("--name", args.name)) if value]
+        if given:
+            raise ReportError(f"--resume reads the plan from {args.resume}/sweep.json: drop {', '.join(given)}")
+        done = resume_sweep(args.resume, args.jobs, retry_failed=args.retry_failed, progress=progress)
+    else:
+        if args.retry_failed:
+            raise ReportError("--retry-failed goes with --resume SWEEP")
+        if not args.notebooks:
+            raise ReportError("name the notebook(s) to sweep, e.g. `recnb sweep 06 -p shrinkage 0 10 --seeds 0-4`")
+        grid, fixed, seeds = read_grid_file(args.grid_file) if args.grid_file else ({}, {}, None)
+        raw: dict[str, list[str | None]] = {name: [None] * len(values) for name, values in grid.items()}
+        for words in args.parameter:
+            if len(words) < 2:
+                raise ReportError(f"-p {words[0]} needs at least one value: -p NAME VALUE [VALUE...]")
+            name, texts = words[0], words[1:]
+            grid[name] = [_parse_value(t) for t in texts]
+            raw[name] = list(texts)
+            fixed.pop(name, None)
+        done = start_sweep(
+            args.notebooks, grid, args.seeds if args.seeds else seeds, args.jobs, parameters=fixed, raw=raw,
+            profile=args.profile, out_dir=args.out, name=args.name, kernel_name=args.kernel, html=not args.no_html,
+            progress=progress,
+        )
+    print(f"sweep: {done.directory / 'index.html'}")
+    if done.interrupted:
+        return 130
+    bad = {k: v for k, v in done.statuses.items() if v != "ok"}
+    if bad:
+        print(f"{len(bad)} of {len(done.statuses)} runs did not finish ok: " + ", ".join(f"{k} ({v})" for k, v in bad.items()),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    table = compare(args.a, args.b, args.tolerance)
+    print(f"A = {args.a}\nB = {args.b}\ntolerance {args.tolerance}\n")
+    print(format_table(table))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    counts = table["status"].value_counts()
+    print("\n" + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    bad = regressions(table)
+    if len(bad):
+        print(f"{len(bad)} metric(s) moved beyond the tolerance, changed, or are missing from B", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _refresh(args: argparse.Namespace) -> int:
     check_kernel(args.kernel)
     failed = []
@@ -167,9 +296,12 @@ def _site(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"report": _report, "refresh": _refresh, "site": _site}
+    commands = {"report": _report, "refresh": _refresh, "site": _site, "sweep": _sweep, "compare": _compare}
     try:
         return commands[args.command](args)
     except (ReportError, ParameterError) as exc:
         print(f"recnb {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"recnb {args.command}: interrupted", file=sys.stderr)
+        return 130
