@@ -13,8 +13,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "recnb"
 
-#: bottom up; a module may import from its own layer and every layer before it
-LAYERS = ["recnb", "math", "data", "training", "models", "evaluation", "policies", "studies", "report", "cli"]
+#: bottom up; a module may import from its own layer and every layer before it. ``search`` sits
+#: above ``models`` (dense retrieval encodes with ``models.text_encoder``, personalised search and
+#: ANN retrieve-then-rank use ``models.base``) and below ``evaluation``, which may evaluate it.
+LAYERS = ["recnb", "math", "data", "training", "models", "search", "evaluation", "policies", "studies", "report", "cli"]
 
 
 def module_name(path: Path) -> str:

@@ -25,7 +25,9 @@ Generative model (all draws from ``numpy.random.default_rng(seed)``):
 ``truth`` holds ``user_taste`` ``(n_users, C)`` (users row order), ``price_sensitivity``
 ``(n_users,)``, ``item_category`` ``(n_items,)`` category codes (items row order),
 ``categories`` (names), ``complement`` (``(C,)`` code of each category's complement, -1 if none),
-``item_popularity``, ``item_quality``, ``item_log_price_ratio`` ``(n_items,)`` (``log(p_i / median_c)``)
+``item_popularity``, ``item_quality``, ``item_log_price_ratio`` ``(n_items,)`` (``log(p_i / median_c)``),
+``item_attributes`` ``(n_items, 3)`` (the codes of the item's adjective and of its two features in
+:data:`CATEGORY_WORDS` of its category: what its text says, read off the same draws, no new draw)
 and, with dirt, ``dirt`` (what was added, by kind) and ``bot_users`` (ids). Bot users are appended
 after the ``n_users`` real users, so the per-user truth arrays cover the first ``n_users`` rows of
 ``users``. The affinity matrix is never stored (it is ``n_users x n_items``):
@@ -110,6 +112,13 @@ _EVENTS = ("view", "click", "cart", "purchase")
 
 #: the categories make_shop can use, in code order
 CATEGORIES: tuple[str, ...] = tuple(c[0] for c in _CATALOGUE)
+#: the words items of each category are written from, in code order: ``nouns`` (product nouns),
+#: ``adjectives`` (one per item, ``truth["item_attributes"][:, 0]``) and ``features`` (two per
+#: item, ``truth["item_attributes"][:, 1:]``); brands are ``brands`` (shared by a complementary pair)
+CATEGORY_WORDS: tuple[dict[str, tuple[str, ...]], ...] = tuple(
+    {"nouns": tuple(nouns), "adjectives": tuple(adjectives), "features": tuple(features), "brands": tuple(_BRANDS[c // 2])}
+    for c, (_, nouns, adjectives, features, _) in enumerate(_CATALOGUE)
+)
 #: dirt kinds make_shop understands, and what each adds
 DIRT_KINDS: dict[str, str] = {
     "duplicates": "exact copies of interaction rows",
@@ -163,7 +172,7 @@ def make_shop(
     if t0 is pd.NaT:
         raise ValueError(f"start must be a date such as '2024-01-01', got {start!r}")
 
-    items, item_cat, quality, popularity, rel_price = _make_items(rng, n_items, n_categories, popularity_sigma)
+    items, item_cat, quality, popularity, rel_price, attributes = _make_items(rng, n_items, n_categories, popularity_sigma)
     taste = rng.dirichlet(np.full(n_categories, taste_concentration), size=n_users)
     beta = rng.gamma(2.0, 0.5, size=n_users)
     activity = rng.lognormal(0.0, 1.0, size=n_users)
@@ -189,6 +198,7 @@ def make_shop(
         "item_popularity": popularity,
         "item_quality": quality,
         "item_log_price_ratio": rel_price,
+        "item_attributes": attributes,
     }
     data = RecData("synthetic", interactions, items, users, truth)
     if any(rates.values()):
@@ -222,7 +232,7 @@ def _make_items(rng: np.random.Generator, n_items: int, n_categories: int, popul
     # words, drawn for all items at once: brand, noun, adjective, generic adjective, two distinct
     # features, a closing sentence and a model code
     draw = rng.integers(0, 2**31, size=(n_items, 8))
-    titles, descriptions, brands = [], [], []
+    titles, descriptions, brands, attributes = [], [], [], []
     for i, c in enumerate(item_cat.tolist()):
         _, nouns, adjectives, features, _ = _CATALOGUE[c]
         d = draw[i].tolist()
@@ -236,6 +246,7 @@ def _make_items(rng: np.random.Generator, n_items: int, n_categories: int, popul
         titles.append(f"{brand} {adj} {noun} {model}")
         descriptions.append(f"{generic.capitalize()} {adj} {noun} with {features[f1]} and {features[f2]}. {sentence}")
         brands.append(brand)
+        attributes.append((d[2] % len(adjectives), f1, f2))  # read off the draws above: no new draw
     names = np.array(CATEGORIES)[item_cat]
     median = pd.Series(price).groupby(item_cat).transform("median").to_numpy()
     rel_price = np.log(price / median)
@@ -251,7 +262,7 @@ def _make_items(rng: np.random.Generator, n_items: int, n_categories: int, popul
             "description": descriptions,
         }
     )
-    return items, item_cat, quality, popularity, rel_price
+    return items, item_cat, quality, popularity, rel_price, np.array(attributes, dtype=np.int64).reshape(-1, 3)
 
 
 def true_affinity(truth: dict[str, Any], users: Any) -> np.ndarray:

@@ -159,6 +159,72 @@ def ndcg_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
     return _dense(_ndcg, ranked, relevant)
 
 
+#: gain functions of graded NDCG: ``2^rel - 1`` (Burges et al. 2005) or ``rel`` (Järvelin & Kekäläinen 2002)
+GAINS = ("exponential", "linear")
+
+
+def graded_ndcg_at_k(ranked: torch.Tensor, grades: torch.Tensor | np.ndarray | sp.spmatrix,
+                     gain: str = "exponential") -> torch.Tensor:
+    """NDCG@k with graded relevance, per row (user or query): ``(U,)`` float32.
+
+    ``ranked``: ``(U, k)`` item indices (``PAD`` slots gain nothing); ``grades``: ``(U, n_items)``
+    non-negative relevance grades (e.g. 0, 1, 2), a tensor, array or scipy sparse matrix (absent
+    entries are grade 0). With ``rel_uj`` the grade of the item at rank ``j`` and the gain
+    ``g(rel) = 2^rel - 1`` (``gain="exponential"``, the default) or ``g(rel) = rel``
+    (``"linear"``, what ``trec_eval``'s ``ndcg_cut`` uses)::
+
+        DCG@k  = sum_{j=1..k} g(rel_uj) / log2(j + 1)
+        IDCG@k = DCG@k of the ideal list: the row's k largest grades in descending order
+        NDCG@k = DCG@k / IDCG@k
+
+    Rows with no positive grade get ``NaN`` (undefined, as in the binary metrics). With 0/1 grades
+    both gains give :func:`ndcg_at_k`. Computed in float64.
+    """
+    if gain not in GAINS:
+        raise ValueError(f"gain must be one of {GAINS}, got {gain!r}")
+    if ranked.ndim != 2 or ranked.shape[1] == 0:
+        raise ValueError(f"ranked must be (U, k) with k >= 1, got shape {tuple(ranked.shape)}")
+    if ranked.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"ranked must hold integer item indices, got dtype {ranked.dtype}")
+    if sp.issparse(grades):
+        g = sp.csr_matrix(grades, dtype=np.float64)
+        g.sum_duplicates()
+        values = g.data
+    else:
+        dense = torch.as_tensor(grades).double()
+        if dense.ndim != 2:
+            raise ValueError(f"grades must be (U, n_items), got shape {tuple(dense.shape)}")
+        values = dense.numpy()
+    n_users, n_items = g.shape if sp.issparse(grades) else tuple(dense.shape)
+    if ranked.shape[0] != n_users:
+        raise ValueError(f"ranked has {ranked.shape[0]} rows, grades has {n_users}")
+    if values.size and not (np.isfinite(values).all() and values.min() >= 0):
+        raise ValueError("grades must be finite and non-negative")
+    r = ranked.long()
+    if r.numel() and (r.min() < PAD or r.max() >= n_items):
+        raise IndexError(f"ranked item indices must lie in 0..{n_items - 1} (or PAD={PAD}), got {r.min().item()}..{r.max().item()}")
+    k = ranked.shape[1]
+    disc = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))  # 1/log2(j+1), j = 1..k
+    to_gain = (lambda x: np.exp2(x) - 1.0) if gain == "exponential" else (lambda x: x)
+    if sp.issparse(grades):
+        at = np.asarray(g[np.arange(n_users)[:, None], np.maximum(r.numpy(), 0)].todense()) if n_users else np.zeros((0, k))
+        # the ideal list: each row's stored grades in descending order, the first k of them
+        row = np.repeat(np.arange(n_users), np.diff(g.indptr))
+        order = np.lexsort((-g.data, row))
+        pos = np.arange(g.nnz) - g.indptr[row[order]]
+        top = pos < k
+        idcg = np.bincount(row[order][top], weights=to_gain(g.data[order][top]) * disc[pos[top]], minlength=n_users)
+    else:
+        at = np.take_along_axis(values, np.maximum(r.numpy(), 0), axis=1)
+        ideal = -np.sort(-values, axis=1)[:, :k]
+        idcg = (to_gain(ideal) * disc[: ideal.shape[1]]).sum(axis=1)
+    at = np.where(r.numpy() == PAD, 0.0, at)
+    dcg = (to_gain(at) * disc).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1.0), np.nan)
+    return torch.from_numpy(out).float()
+
+
 def map_at_k(ranked: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
     """Average precision ``AP@k = sum_{j=1..k} P@j rel_uj / min(k, R_u)`` per user.
 
