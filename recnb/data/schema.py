@@ -4,9 +4,9 @@ Frames (pandas), one row per record:
 
 ``interactions``
     ``user_id`` (int64), ``item_id`` (int64), ``timestamp`` (datetime64[ns]), ``event`` (str:
-    ``view``/``click``/``cart``/``purchase`` for the shop, ``rating`` for MovieLens), ``rating``
-    (float64, an explicit 1..5 rating, NaN where the event carries none), ``session_id`` (int64,
-    optional).
+    ``view``/``click``/``cart``/``purchase`` for the shop, ``rating`` for MovieLens, ``matrix`` for
+    :meth:`Split.from_matrix`), ``rating`` (float64, an explicit 1..5 rating, NaN where the event
+    carries none), ``session_id`` (int64, optional).
 ``items``
     ``item_id`` (int64, unique), ``title`` (str), ``category`` (str), ``text`` (str: the text a
     content model reads), plus whatever else the source has (``brand``, ``price``, ``genres``...).
@@ -100,6 +100,34 @@ class Split:
     items_frame: pd.DataFrame
     name: str = ""
 
+    @classmethod
+    def from_matrix(cls, matrix: sp.sparray | sp.spmatrix, name: str = "matrix") -> Split:
+        """The Split of a user-item matrix: what a recommender's ``fit`` makes of a sparse matrix.
+
+        ``matrix``: scipy sparse ``(n_users, n_items)`` (CSR, or any format ``csr_matrix`` takes);
+        each stored non-zero entry ``r_ui`` is one training interaction of user ``u`` with item
+        ``i`` whose ``rating`` is ``r_ui`` (explicit zeros are dropped, duplicates summed), so
+        ``train_csr("rating")`` gives the matrix back as float32 and ``train_csr("binary")`` its
+        pattern. Ids are the indices (``user_id = user_idx`` in ``0..n_users-1``, the same for
+        items), the test part is empty, timestamps are NaT, events ``"matrix"``, and ``items_frame``
+        has empty ``title`` / ``category`` / ``text``.
+        """
+        if not sp.issparse(matrix):
+            raise TypeError(f"matrix must be a scipy.sparse (n_users, n_items) matrix, got {type(matrix).__name__}")
+        csr = sp.csr_matrix(matrix, dtype=np.float64)
+        csr.sum_duplicates()
+        csr.eliminate_zeros()
+        if not np.isfinite(csr.data).all():
+            raise ValueError(f"matrix holds {int((~np.isfinite(csr.data)).sum())} non-finite value(s) (NaN or inf)")
+        n_users, n_items = csr.shape
+        coo = csr.tocoo()
+        u, i = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        train = pd.DataFrame({USER: u, ITEM: i, TIME: pd.NaT, EVENT: "matrix", RATING: coo.data, USER_IDX: u, ITEM_IDX: i})
+        test = train.iloc[:0].copy()
+        items = IdIndex(np.arange(n_items, dtype=np.int64))
+        frame = pd.DataFrame({ITEM: items.ids, "title": "", "category": "", "text": ""})
+        return cls(train, test, IdIndex(np.arange(n_users, dtype=np.int64)), items, frame, name=name)
+
     @property
     def n_users(self) -> int:
         return len(self.users)
@@ -189,6 +217,19 @@ class Split:
     def cold_items(self) -> np.ndarray:
         """Items that appear in test but never in train."""
         return np.setdiff1d(np.unique(self.test[ITEM_IDX].to_numpy()), np.unique(self.train[ITEM_IDX].to_numpy()))
+
+
+#: what every recommender's ``fit`` takes: a Split, or a sparse user-item matrix (:meth:`Split.from_matrix`)
+SplitLike = Split | sp.sparray | sp.spmatrix
+
+
+def as_split(data: SplitLike) -> Split:
+    """``data`` itself if it is a :class:`Split`, else :meth:`Split.from_matrix` of the sparse matrix."""
+    if isinstance(data, Split):
+        return data
+    if sp.issparse(data):
+        return Split.from_matrix(data)
+    raise TypeError(f"split must be a Split or a scipy.sparse (n_users, n_items) matrix, got {type(data).__name__}")
 
 
 def dense_rows(matrix: sp.csr_matrix, rows: Any, dtype: torch.dtype = torch.bool) -> torch.Tensor:

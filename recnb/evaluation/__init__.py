@@ -9,7 +9,10 @@ rate, MRR over a ranking and a relevance mask); this package runs them on models
 - :mod:`recnb.evaluation.auc` -- per-user AUC and GAUC;
 - :mod:`recnb.evaluation.beyond` -- coverage, popularity, diversity, exposure, novelty, personalisation;
 - :mod:`recnb.evaluation.sampled` -- the sampled protocol (held-out item among sampled negatives);
-- :mod:`recnb.evaluation.uncertainty` -- bootstrap intervals and paired tests over users or seeds.
+- :mod:`recnb.evaluation.uncertainty` -- bootstrap intervals and paired tests over users or seeds;
+- :mod:`recnb.evaluation.tuning` -- ``tune``: one hyper-parameter search (grid, random, Optuna's
+  TPE) over clones of any recommender, scored on a validation split;
+- :mod:`recnb.evaluation.blending` -- ``alpha_curve``: a hybrid's quality against its weight α.
 
 Every name below is importable from ``recnb.evaluation`` directly.
 """
@@ -34,6 +37,7 @@ from recnb.evaluation.protocol import (
     DEFAULT_METRICS,
     evaluate,
     evaluate_per_user,
+    evaluated_users,
     rank_of,
     relevance,
 )
@@ -63,6 +67,14 @@ from recnb.evaluation.sampled import (
     sampled_ranks,
 )
 
+from recnb.evaluation.tuning import (
+    TuneResult,
+    tune,
+)
+from recnb.evaluation.blending import (
+    alpha_curve,
+)
+
 __all__ = [
     "bpr_auc_bound",
     "batch_ndcg",
@@ -82,6 +94,7 @@ __all__ = [
     "DEFAULT_METRICS",
     "evaluate",
     "evaluate_per_user",
+    "evaluated_users",
     "rank_of",
     "relevance",
     "mae",
@@ -100,4 +113,7 @@ __all__ = [
     "held_out_negatives",
     "sampled_rank_metrics",
     "sampled_ranks",
+    "TuneResult",
+    "tune",
+    "alpha_curve",
 ]

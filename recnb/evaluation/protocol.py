@@ -3,7 +3,8 @@ the formulas of :mod:`recnb.math.metrics`, users a batch at a time.
 
 :func:`evaluate` (means) and :func:`evaluate_per_user` (one row per user, what bootstrap intervals
 resample) share :func:`_per_user`; a *shelf* (``items=``) restricts ranking and relevance to a
-subset of the catalogue. :func:`rank_of` finds one item in each user's full ranking;
+subset of the catalogue, ``relevant_items=`` relevance alone; :func:`evaluated_users` says which users
+they score. :func:`rank_of` finds one item in each user's full ranking;
 :func:`compare` tabulates several models.
 """
 
@@ -20,7 +21,7 @@ from recnb.data.schema import USER_IDX, Split, dense_rows
 from recnb.evaluation.beyond import catalogue_coverage
 from recnb.evaluation.rating import rating_metrics
 from recnb.math.metrics import RANKING_FUNCTIONS, RANKING_METRICS, mean, ranking_metrics
-from recnb.math.ranking import PAD, rank
+from recnb.math.ranking import PAD, item_indices
 from recnb.models.base import BATCH_SIZE, as_user_tensor
 
 
@@ -44,6 +45,7 @@ def evaluate(
     metrics: Iterable[str] = DEFAULT_METRICS,
     items: np.ndarray | torch.Tensor | list[int] | None = None,
     batch_size: int = 1024,
+    relevant_items: np.ndarray | torch.Tensor | list[int] | None = None,
 ) -> dict[str, float]:
     """Mean ranking metrics of a fitted recommender on ``split``'s test interactions.
 
@@ -57,13 +59,17 @@ def evaluate(
     (coverage is :func:`catalogue_coverage` of the evaluated users' lists).
 
     ``items``: an optional *shelf*, a 1-D array of distinct item indices. Then each user's list
-    ranks only the shelf items (``model.score(users)`` restricted to ``items``, the user's training
-    items excluded, ties to the lower item index), mapped back to item indices; relevance is
+    ranks only the shelf items (``model.recommend(users, k, items=shelf)``: the user's training
+    items excluded, ties to the lower item index, item indices); relevance is
     ``relevance(split, users) & shelf`` (the held-out items on the shelf), so users with no relevant
     shelf item are left out; and coverage is the fraction of the *shelf* that appears in a list.
+
+    ``relevant_items``: count only these held-out items as relevant (e.g. items new to the
+    catalogue, to ask how well a model surfaces them); unlike a shelf, the lists still rank every
+    item. Users with no relevant item among them are left out.
     """
     metrics = tuple(metrics)
-    users_kept, values, ranked = _per_user(model, split, k, users, metrics, items, batch_size)
+    users_kept, values, ranked = _per_user(model, split, k, users, metrics, items, batch_size, relevant_items)
     out: dict[str, float] = {}
     for name in metrics:
         if name == "coverage":
@@ -86,6 +92,7 @@ def evaluate_per_user(
     metrics: Iterable[str] = ("precision", "recall", "ndcg", "map", "hit_rate", "mrr"),
     items: np.ndarray | torch.Tensor | list[int] | None = None,
     batch_size: int = 1024,
+    relevant_items: np.ndarray | torch.Tensor | list[int] | None = None,
 ) -> pd.DataFrame:
     """Per-user values of the ranking metrics :func:`evaluate` averages: one row per evaluated user.
 
@@ -94,14 +101,15 @@ def evaluate_per_user(
     mean. This is what bootstrap intervals and paired tests (:mod:`recnb.evaluation.uncertainty`) resample.
     """
     metrics = tuple(m for m in metrics if m != "coverage")
-    users_kept, values, _ = _per_user(model, split, k, users, metrics, items, batch_size)
+    users_kept, values, _ = _per_user(model, split, k, users, metrics, items, batch_size, relevant_items)
     frame = pd.DataFrame({f"{name}@{k}": values[name].numpy() for name in metrics}, index=users_kept)
     frame.index.name = USER_IDX
     return frame
 
 
 def _per_user(
-    model: Any, split: Split, k: int, users: Any, metrics: tuple[str, ...], items: Any, batch_size: int
+    model: Any, split: Split, k: int, users: Any, metrics: tuple[str, ...], items: Any, batch_size: int,
+    relevant_items: Any = None,
 ) -> tuple[np.ndarray, dict[str, torch.Tensor], torch.Tensor]:
     """Batched core of :func:`evaluate`: (kept users, per-user metric tensors, their ``(U, k)`` lists)."""
     unknown = [m for m in metrics if m not in RANKING_METRICS and m != "coverage"]
@@ -113,7 +121,7 @@ def _per_user(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     u_all = np.asarray(split.test_users if users is None else users, dtype=np.int64).reshape(-1)
     shelf = None if items is None else _shelf(items, split.n_items)
-    relevant = _relevant_csr(split, shelf)
+    relevant = _relevant_csr(split, shelf, relevant_items)
     per_user: dict[str, list[torch.Tensor]] = {name: [] for name in metrics if name != "coverage"}
     kept: list[np.ndarray] = []
     lists: list[torch.Tensor] = []
@@ -123,7 +131,7 @@ def _per_user(
         if len(u) == 0:
             continue
         rel = relevant[u]
-        ranked = model.recommend(u, k=k).indices if shelf is None else _shelf_ranking(model, split, u, shelf, k)
+        ranked = model.recommend(u, k=k, items=shelf).indices  # items=None: the whole catalogue
         kept.append(u)
         lists.append(ranked)
         for name, values in ranking_metrics(ranked, rel, tuple(per_user)).items():
@@ -134,16 +142,35 @@ def _per_user(
     return np.concatenate(kept), {n: torch.cat(v) for n, v in per_user.items()}, torch.cat(lists)
 
 
-def _relevant_csr(split: Split, shelf: torch.Tensor | None) -> sp.csr_matrix:
+def evaluated_users(
+    split: Split,
+    users: np.ndarray | torch.Tensor | list[int] | None = None,
+    items: np.ndarray | torch.Tensor | list[int] | None = None,
+    relevant_items: np.ndarray | torch.Tensor | list[int] | None = None,
+) -> np.ndarray:
+    """The users :func:`evaluate` scores, in order: those of ``users`` (default ``split.test_users``)
+    with at least one relevant item (on the shelf ``items``, among ``relevant_items``). Empty when
+    there is none, where :func:`evaluate` raises."""
+    u = np.asarray(split.test_users if users is None else users, dtype=np.int64).reshape(-1)
+    rel = _relevant_csr(split, items, relevant_items)
+    return u[rel.indptr[u + 1] - rel.indptr[u] > 0]
+
+
+def _relevant_csr(split: Split, shelf: Any = None, relevant_items: Any = None) -> sp.csr_matrix:
     """The pairs of :func:`relevance` as a canonical CSR ``(n_users, n_items)``: test minus seen.
 
-    With a ``shelf``, only its columns are kept. No dense ``(U, n_items)`` block is ever built.
+    With a ``shelf`` and/or ``relevant_items`` (item indices), only those columns are kept (both:
+    the items in both). No dense ``(U, n_items)`` block is ever built. A user's row is empty when
+    :func:`evaluate` would leave them out.
     """
     rel = split.relevant_csr().copy()
+    keep = np.ones(split.n_items, dtype=bool)
     if shelf is not None:
-        on_shelf = np.zeros(split.n_items, dtype=bool)
-        on_shelf[shelf.numpy()] = True
-        rel.data = rel.data * on_shelf[rel.indices]
+        keep &= np.isin(np.arange(split.n_items), _shelf(shelf, split.n_items).numpy())
+    if relevant_items is not None:
+        keep &= np.isin(np.arange(split.n_items), item_indices(relevant_items, split.n_items, "relevant_items").numpy())
+    if not keep.all():
+        rel.data = rel.data * keep[rel.indices]
         rel.eliminate_zeros()
     rel.sum_duplicates()  # sorts indices too: canonical
     return rel
@@ -163,21 +190,6 @@ def _shelf(items: Any, n_items: int) -> torch.Tensor:
     if torch.unique(shelf).numel() != shelf.numel():
         raise ValueError("items holds repeated item indices; a shelf lists each item once")
     return shelf
-
-
-def _shelf_ranking(model: Any, split: Split, users: np.ndarray, shelf: torch.Tensor, k: int) -> torch.Tensor:
-    """Top-``k`` of ``shelf`` per user as item indices ``(U, k)``, training items excluded, PAD-padded.
-
-    The shelf is sorted first so that ties still go to the lower item index, as in ``recommend``.
-    """
-    shelf = torch.sort(shelf).values
-    u = torch.as_tensor(users, dtype=torch.long)
-    seen = getattr(model, "seen_", None)
-    seen = dense_rows(split.seen_csr() if seen is None else seen, users)[:, shelf]
-    with torch.no_grad():
-        scores = model.score(u)[:, shelf]
-    local = rank(scores, k=k, exclude=seen).indices
-    return torch.where(local == PAD, torch.full_like(local, PAD), shelf[local.clamp(min=0)])
 
 
 def rank_of(model: Any, users: Any, item: int, exclude_seen: bool = True) -> torch.Tensor:

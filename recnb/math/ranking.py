@@ -190,19 +190,46 @@ def keep_top_k_per_row(sim: torch.Tensor, k: int | None, exclude_diagonal: bool 
     return out
 
 
-def item_indices(values: Sequence[int] | np.ndarray | torch.Tensor, n_items: int, name: str = "items") -> torch.Tensor:
-    """``values`` as a 1-D int64 tensor of indices in ``0..n_items-1``; raises naming ``name`` otherwise.
+def indices(
+    values: Sequence[int] | np.ndarray | torch.Tensor,
+    n: int,
+    name: str,
+    noun: str = "item",
+    distinct: bool = False,
+    hint: str = "",
+) -> torch.Tensor:
+    """``values`` as a 1-D int64 tensor of ``noun`` indices in ``0..n-1``; raises naming ``name`` otherwise.
 
-    Negative indices are refused rather than counted from the end (``-1`` is ``PAD`` here, never
-    "the last item"). ``TypeError`` for booleans or floats, ``IndexError`` for an index out of range.
+    The one check of index arguments (item indices here, user indices in
+    :func:`recnb.models.base.as_user_tensor`). Any shape is flattened. Negative indices are refused
+    rather than counted from the end (``-1`` is ``PAD`` here, never "the last item").
+    ``TypeError`` for anything but integers (booleans -- a mask is not a list of indices --, floats,
+    strings; ``hint`` is appended to that message), ``IndexError`` for an index out of range,
+    ``ValueError`` for a repeated index when ``distinct``.
     """
-    idx = torch.as_tensor(np.asarray(values)).reshape(-1)
-    if idx.numel() == 0:
-        return idx.long()
-    if idx.dtype == torch.bool or torch.is_floating_point(idx) or torch.is_complex(idx):
-        raise TypeError(f"{name} must hold integer item indices, got dtype {idx.dtype}")
-    idx = idx.long()
-    if (idx.min() < 0 or idx.max() >= n_items):
-        bad = idx[(idx < 0) | (idx >= n_items)][0].item()
-        raise IndexError(f"{name} holds item index {bad}, outside 0..{n_items - 1}")
+    flat = values.reshape(-1) if isinstance(values, torch.Tensor) else np.asarray(values).reshape(-1)
+    if isinstance(flat, torch.Tensor):
+        integer = not (flat.dtype == torch.bool or torch.is_floating_point(flat) or torch.is_complex(flat))
+    else:
+        integer = flat.dtype.kind in "iu"
+    if len(flat) == 0:  # no index at all, whatever dtype np.asarray([]) gives it
+        return torch.zeros(0, dtype=torch.long)
+    if not integer:
+        raise TypeError(f"{name} must hold integer {noun} indices in 0..{n - 1}, got dtype {flat.dtype} "
+                        f"(first value {flat[:1].tolist()[0]!r}){hint}")
+    idx = flat.long() if isinstance(flat, torch.Tensor) else torch.from_numpy(flat.astype(np.int64))
+    if idx.min() < 0 or idx.max() >= n:
+        bad = idx[(idx < 0) | (idx >= n)][0].item()
+        raise IndexError(f"{name} holds {noun} index {bad}, outside 0..{n - 1}")
+    if distinct:
+        uniq, counts = torch.unique(idx, return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(f"{name} holds {noun} index {uniq[counts > 1][0].item()} more than once; list each {noun} once")
     return idx
+
+
+def item_indices(
+    values: Sequence[int] | np.ndarray | torch.Tensor, n_items: int, name: str = "items", distinct: bool = False
+) -> torch.Tensor:
+    """``values`` as a 1-D int64 tensor of item indices in ``0..n_items-1``: :func:`indices` with ``noun="item"``."""
+    return indices(values, n_items, name, "item", distinct)

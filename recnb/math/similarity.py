@@ -10,6 +10,10 @@ row-normalised embeddings: ``normalise_rows(U) @ normalise_rows(G).T``.
 **Zero vectors.** The formula divides by zero when either vector is 0. Here a zero vector has
 similarity **0** with everything (itself included): it carries no direction, so it is neither
 similar nor dissimilar. Nothing returns NaN. Inputs keep their floating dtype (float32 or float64).
+
+**NaN and infinite entries.** A vector holding NaN (or ±inf) has no defined cosine with anything;
+:func:`cosine`, :func:`one_vs_many` and :func:`all_vs_all` raise a ``ValueError`` naming the
+argument and the first offending positions instead of returning NaN.
 """
 
 from __future__ import annotations
@@ -20,6 +24,14 @@ import torch
 def _check_float(name: str, x: torch.Tensor) -> None:
     if not torch.is_floating_point(x):
         raise TypeError(f"{name} must be a floating-point tensor (float32/float64), got {x.dtype}")
+
+
+def _check_finite(name: str, x: torch.Tensor) -> None:
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        where = [tuple(i) if len(i) > 1 else i[0] for i in bad.nonzero()[:5].tolist()]
+        raise ValueError(f"{name} holds {int(bad.sum())} NaN or infinite value(s), first at position(s) {where}: "
+                         f"the cosine similarity is undefined there")
 
 
 def normalise_rows(x: torch.Tensor) -> torch.Tensor:
@@ -37,14 +49,18 @@ def cosine(u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Cosine similarity of two vectors ``u``, ``g`` of shape ``(d,)``: a 0-d tensor in [-1, 1]."""
     if u.ndim != 1 or u.shape != g.shape:
         raise ValueError(f"cosine takes two vectors of the same shape (d,), got {tuple(u.shape)} and {tuple(g.shape)}")
-    return one_vs_many(u, g.unsqueeze(0))[0]
+    _check_finite("u", u)
+    _check_finite("g", g)
+    return _cosines(u.unsqueeze(0), g.unsqueeze(0))[0, 0]
 
 
 def one_vs_many(u: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """Cosine similarity of one vector ``u`` ``(d,)`` with each row of ``items`` ``(n, d)``: ``(n,)``."""
     if u.ndim != 1 or items.ndim != 2 or items.shape[1] != u.shape[0]:
         raise ValueError(f"one_vs_many takes u (d,) and items (n, d), got {tuple(u.shape)} and {tuple(items.shape)}")
-    return all_vs_all(u.unsqueeze(0), items)[0]
+    _check_finite("u", u)
+    _check_finite("items", items)
+    return _cosines(u.unsqueeze(0), items)[0]
 
 
 def all_vs_all(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -57,6 +73,12 @@ def all_vs_all(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"all_vs_all takes users (U, d) and items (N, d) with the same d, got {tuple(users.shape)} and {tuple(items.shape)}"
         )
+    _check_finite("users", users)
+    _check_finite("items", items)
+    return _cosines(users, items)
+
+
+def _cosines(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     if users.dtype != items.dtype:
         raise TypeError(f"users and items must share a dtype, got {users.dtype} and {items.dtype}")
     return (normalise_rows(users) @ normalise_rows(items).T).clamp(-1.0, 1.0)

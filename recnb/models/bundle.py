@@ -45,7 +45,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from recnb.models.text_encoder import default_model_path, load_pretrained, mean_pool
-from recnb.training import HistoryLogger, make_trainer
+from recnb.training import HistoryLogger, make_trainer, scoped_fit_state
 
 
 def pair_features(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -269,10 +269,10 @@ def fit_bundle_scorer(
     """
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"train and val need at least one pair each, got {len(train)} and {len(val)}")
-    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen parts, on purpose
     logger = HistoryLogger()
     val_losses = _ValLosses()
-    with tempfile.TemporaryDirectory(prefix="recnb-bundle-") as folder:
+    with scoped_fit_state(), tempfile.TemporaryDirectory(prefix="recnb-bundle-") as folder:
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen parts, on purpose
         checkpoint = ModelCheckpoint(dirpath=folder, monitor="val_loss", mode="min", save_top_k=1,
                                      save_weights_only=True, filename="best")
         stopping = EarlyStopping(monitor="val_loss", mode="min", patience=patience, check_on_train_epoch_end=False)

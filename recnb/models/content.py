@@ -39,15 +39,17 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from recnb.data.schema import Split, dense_rows
-from recnb.math.ranking import Ranking, item_indices, rank
+from recnb.data.schema import Split, SplitLike, as_split, dense_rows
+from recnb.math.ranking import item_indices, rank
 from recnb.math.similarity import all_vs_all, normalise_rows
-from recnb.models.base import Recommender, Users, as_user_tensor
+from recnb.models.base import ItemVectors, Users, as_user_tensor
 from recnb.models.text_encoder import Encoder, TextEncoder, TfidfEncoder
 from recnb.data.categories import category_distribution
 from recnb.models.knn import keep_top_k_sparse
 
 Normalise = Literal["none", "count", "similarity"]
+#: the encoders :func:`make_encoder` builds by name
+ENCODERS = ("minilm", "tfidf")
 
 
 def make_encoder(encoder: str | Encoder) -> Encoder:
@@ -67,7 +69,8 @@ def make_encoder(encoder: str | Encoder) -> Encoder:
 def item_texts(split: Split, column: str = "text") -> list[str]:
     """The ``column`` of ``split.items_frame`` as a list of strings, in item-index order.
 
-    Raises ``ValueError`` naming the item ids whose text is missing or not a string.
+    Raises ``ValueError`` naming the item ids whose text is missing or not a string, or when
+    every text is empty.
     """
     frame = split.items_frame
     if column not in frame.columns:
@@ -81,6 +84,9 @@ def item_texts(split: Split, column: str = "text") -> list[str]:
         raise ValueError(
             f"items_frame column {column!r} must hold strings; {len(bad)} rows do not, e.g. item ids {ids}"
         )
+    if values and not any(v.strip() for v in values):
+        raise ValueError(f"every item's {column!r} is empty: a content model needs item texts, and a bare "
+                         "user-item matrix (Split.from_matrix) has none")
     return values
 
 
@@ -105,10 +111,12 @@ def pruned_cosine(embeddings: torch.Tensor, neighbours: int, block: int = SIMILA
     return out
 
 
-class ContentRecommender(Recommender):
+class ContentRecommender(ItemVectors):
     """Item-item content similarity (001 §4.2.2) over text embeddings; see the module docstring.
 
-    ``encoder``: ``"minilm"``, ``"tfidf"`` or any object with ``encode(texts) -> (n, d)``.
+    ``encoder``: ``"minilm"``, ``"tfidf"`` or any object with ``encode(texts) -> (n, d)``, kept as
+    given (the parameter); ``fit`` builds the encoder from a name (:func:`make_encoder`) into
+    ``encoder_``, which scoring does not need (it is neither saved nor pickled).
     ``neighbours``: keep each item's ``k`` most similar other items (``None``: all).
     ``normalise``: ``"count"``, ``"none"`` or ``"similarity"`` (the ``Z_u(i)`` above).
     ``values``: ``"binary"`` or ``"rating"``: what ``R_uj`` is. ``method``: ``"item"`` (the
@@ -140,39 +148,53 @@ class ContentRecommender(Recommender):
             raise ValueError(f"method must be 'item' or 'profile', got {method!r}")
         if neighbours is not None and neighbours < 1:
             raise ValueError(f"neighbours must be None or >= 1, got {neighbours}")
-        self.encoder_spec = encoder if isinstance(encoder, str) else type(encoder).__name__
-        self.encoder = make_encoder(encoder)
+        if isinstance(encoder, str) and encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS} or an object with encode(texts), got {encoder!r}")
+        if not isinstance(encoder, str) and not callable(getattr(encoder, "encode", None)):
+            raise TypeError(f"encoder {encoder!r} has no encode(texts) method")
+        self.encoder = encoder
         self.neighbours, self.normalise, self.values, self.method = neighbours, normalise, values, method
         self.text_column = text_column
         self.item_embeddings_: torch.Tensor | None = None
         self.similarity_: torch.Tensor | None = None
         self.ratings_: torch.Tensor | None = None
 
+    #: the encoder ``fit`` built (from a name) or used: not needed to score, so neither saved nor pickled
+    _transient_attributes = ("encoder_",)
+
     def __repr__(self) -> str:
+        spec = self.encoder if isinstance(self.encoder, str) else type(self.encoder).__name__
         return (
-            f"ContentRecommender(encoder={self.encoder_spec!r}, neighbours={self.neighbours}, "
+            f"ContentRecommender(encoder={spec!r}, neighbours={self.neighbours}, "
             f"normalise={self.normalise!r}, values={self.values!r}, method={self.method!r})"
         )
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
         """Encode every item's text (cold items included) and build the item-item similarity.
 
         An encoder that learns from the corpus (one with a ``fit`` method, such as
         :class:`TfidfEncoder`) is fitted on this split's catalogue first.
         """
+        split = as_split(split)
         self.remember_split(split)
         texts = item_texts(split, self.text_column)
-        if callable(getattr(self.encoder, "fit", None)):
-            self.encoder.fit(texts)
-        emb = self.encoder.encode(texts).to(torch.float32)
+        self.encoder_ = make_encoder(self.encoder)
+        if callable(getattr(self.encoder_, "fit", None)):
+            self.encoder_.fit(texts)
+        emb = self.encoder_.encode(texts).to(torch.float32)
         self.item_embeddings_ = normalise_rows(emb)
         if self.neighbours is None:
             self.similarity_ = all_vs_all(self.item_embeddings_, self.item_embeddings_)
         else:
             self.similarity_ = pruned_cosine(self.item_embeddings_, self.neighbours)
-            self._similarity_t = self.similarity_.T.tocsr()  # scores are R_batch S^T
         self.ratings_ = split.train_csr(self.values)
+        self._after_load()
         return self
+
+    def _after_load(self) -> None:
+        """``S^T`` as CSR for a pruned (sparse) similarity: scores are ``R_batch S^T``."""
+        if sp.issparse(self.similarity_):
+            self._similarity_t = self.similarity_.T.tocsr()
 
     def score(self, users: Users = None) -> torch.Tensor:
         """``(len(users), n_items)`` content scores; users with no training item get all zeros."""
@@ -228,15 +250,10 @@ class ContentRecommender(Recommender):
         return pd.DataFrame({"item": idx[slot], "source": "item", "contributor": j, "similarity": s,
                              "value": r[j], "contribution": s * r[j] / z[slot]})
 
-    def similar_items(self, items: torch.Tensor | np.ndarray | list[int], k: int = 5) -> Ranking:
-        """The ``k`` items most similar to each of ``items`` (itself excluded): ``Ranking`` ``(len(items), k)``."""
-        self._check_fitted()
-        idx = item_indices(items, self.n_items_, "items")
-        sims = self.similarity_[idx] if not sp.issparse(self.similarity_) else \
-            torch.from_numpy(self.similarity_[idx.numpy()].toarray().astype(np.float32))
-        own = torch.zeros_like(sims, dtype=torch.bool)
-        own[torch.arange(len(idx)), idx] = True
-        return rank(sims, k=k, exclude=own)
+    def item_vectors(self) -> torch.Tensor:
+        """``item_embeddings_`` ``(n_items, d)``, unit rows: :meth:`similar_items` ranks their cosine
+        (before any ``neighbours`` cut, so every other item is a candidate)."""
+        return self.item_embeddings_
 
 
 def intra_inter_cosine(embeddings: torch.Tensor, labels: np.ndarray | list) -> tuple[float, float]:

@@ -21,18 +21,14 @@ the other items' columns with penalty ``λ`` (the problem decouples by column). 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Self
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from recnb.data.schema import Split
-from recnb.models.base import Recommender, Users, as_user_tensor
-
-DEFAULT_GRID = (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
+from recnb.data.schema import SplitLike, as_split
+from recnb.models.base import SimilarItems, Users, as_user_tensor
 
 
 def gram(x: sp.spmatrix) -> np.ndarray:
@@ -58,11 +54,13 @@ def ease_weights(g: np.ndarray, l2: float) -> np.ndarray:
     return b
 
 
-class EASE(Recommender):
+class EASE(SimilarItems):
     """Embarrassingly Shallow Autoencoder: ``score(u) = x_u B`` with ``B`` from :func:`ease_weights`.
 
     ``l2``: the L2 penalty ``λ`` (larger = smoother, less popularity-driven weights; choose it on a
-    validation split with :meth:`select_lambda`). ``fit`` uses the binary training matrix.
+    validation split with :func:`recnb.evaluation.tuning.tune`, e.g. ``tune(EASE(), validation,
+    validation, {"l2": [50.0, 200.0, 1000.0]})``). ``fit`` uses the binary training matrix.
+    After ``fit``: ``x_`` (the binary training CSR) and ``weights_`` (``B``, float32 ``(n_items, n_items)``).
     """
 
     def __init__(self, l2: float = 500.0) -> None:
@@ -70,7 +68,8 @@ class EASE(Recommender):
             raise ValueError(f"l2 must be positive, got {l2}")
         self.l2 = float(l2)
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         self.remember_split(split)
         self.x_ = split.train_csr("binary")
         self.weights_ = ease_weights(gram(self.x_), self.l2).astype(np.float32)  # B (n_items, n_items)
@@ -81,35 +80,11 @@ class EASE(Recommender):
         u = as_user_tensor(users, self.n_users_).numpy()
         return torch.from_numpy(np.asarray(self.x_[u] @ self.weights_, dtype=np.float32))
 
-    def select_lambda(
-        self, validation: Split, grid: Iterable[float] = DEFAULT_GRID, k: int = 10, metric: str = "ndcg"
-    ) -> pd.DataFrame:
-        """Set ``l2`` to the value of ``grid`` maximising ``metric@k`` on ``validation``.
-
-        ``validation``: a split whose test part was carved out of the training data
-        (:func:`recnb.data.splits.holdout_validation`), so the real test set is never looked at.
-        The Gram matrix is computed once; each ``λ`` costs one inversion. Ties go to the first
-        ``λ`` of the grid. Returns the curve (columns ``l2``, ``value``, ``users``); afterwards
-        the model is fitted on ``validation``: refit it on the full split.
-        """
-        from recnb.evaluation import evaluate
-
-        grid = [float(v) for v in grid]
-        if not grid:
-            raise ValueError("grid must hold at least one λ")
-        self.remember_split(validation)
-        self.x_ = validation.train_csr("binary")
-        g = gram(self.x_)
-        rows = []
-        for l2 in grid:
-            self.l2 = l2
-            self.weights_ = ease_weights(g, l2).astype(np.float32)
-            out = evaluate(self, validation, k=k, metrics=(metric,))
-            rows.append({"l2": l2, "value": out[f"{metric}@{k}"], "users": int(out["users"])})
-        curve = pd.DataFrame(rows)
-        self.l2 = float(curve.loc[curve["value"].idxmax(), "l2"])
-        self.weights_ = ease_weights(g, self.l2).astype(np.float32)
-        return curve
+    def item_similarity(self, items: torch.Tensor) -> torch.Tensor:
+        """Rows ``B[items]`` ``(len(items), n_items)``: ``B[j]`` is ``e_j B``, the scores of a user
+        whose only item is ``j`` (what "more like ``j``" means to EASE); ``B`` is not symmetric, and
+        its column ``B[:, j]`` would rank the items that *predict* ``j`` instead."""
+        return torch.from_numpy(self.weights_[items.numpy()])
 
     def __repr__(self) -> str:
         return f"EASE(l2={self.l2:g})"

@@ -35,7 +35,7 @@ from torch import nn
 from recnb.data.datamodule import InteractionDataModule
 from recnb.data.schema import Split
 from recnb.math.losses import bce_loss, bpr_loss, negative_sampling_loss, positive_only_loss
-from recnb.models.base import LightningRecommender, Users, as_user_tensor
+from recnb.models.base import ItemVectors, LightningRecommender, Users, as_user_tensor, check_sizes
 
 LOSSES = ("positive_only", "negative_sampling", "bpr", "bce")
 OPTIMIZERS = ("adagrad", "adam")
@@ -62,7 +62,7 @@ def top_direction_share(E: torch.Tensor) -> float:
     return float(sigma[0] ** 2 / total)
 
 
-class EmbeddingRecommender(LightningRecommender):
+class EmbeddingRecommender(ItemVectors, LightningRecommender):
     """User and item embeddings (optionally an item bias) trained with a sigmoid loss.
 
     Hyper-parameters (all saved with ``save_hyperparameters``):
@@ -71,10 +71,12 @@ class EmbeddingRecommender(LightningRecommender):
     the squared norms of the embeddings a batch uses (see the module docstring); ``init_std`` of the normal
     initialisation; ``max_epochs``; ``batch_size``; ``sampler`` of negatives (``"uniform"`` or
     ``"popularity"``); ``sparse_gradients`` (``None``: automatic, see :meth:`uses_sparse_gradients`);
-    ``seed`` (initialisation, batch order and negatives); ``progress``.
+    ``seed`` (initialisation, batch order and negatives); ``progress``; ``n_users``, ``n_items``:
+    the table sizes (``None`` until :meth:`build`, which :meth:`fit` calls, sets them from the split).
 
-    The embedding tables are created, with the split's sizes, by :meth:`build` (which
-    :meth:`fit` calls), from a generator seeded with ``seed``: the same seed gives the same model.
+    The embedding tables are created by :meth:`create_parameters`, from a generator seeded with
+    ``seed`` (the same seed gives the same model): in ``__init__`` when the sizes are given (so
+    ``load_from_checkpoint`` rebuilds the model), else by :meth:`build`.
     """
 
     def __init__(
@@ -93,6 +95,8 @@ class EmbeddingRecommender(LightningRecommender):
         sparse_gradients: bool | None = None,
         seed: int = 0,
         progress: bool = False,
+        n_users: int | None = None,
+        n_items: int | None = None,
     ) -> None:
         super().__init__()
         if sparse_gradients and optimizer != "adagrad":
@@ -108,13 +112,21 @@ class EmbeddingRecommender(LightningRecommender):
                                 ("l2", l2, l2 >= 0)):
             if not ok:
                 raise ValueError(f"{name} must be {'>= 0' if name == 'l2' else '> 0'}, got {value}")
+        sized = check_sizes(n_users, n_items)
         self.save_hyperparameters()
         self.user_embedding: nn.Embedding | None = None
         self.item_embedding: nn.Embedding | None = None
         self.item_bias: nn.Embedding | None = None
+        if sized:
+            self.create_parameters(n_users, n_items)
 
     # -- parameters ---------------------------------------------------------------------------
     def build(self, split: Split) -> None:
+        """Size the model for ``split`` (the ``n_users``, ``n_items`` hyper-parameters) and create its tables."""
+        self.hparams.update(n_users=split.n_users, n_items=split.n_items)
+        self.create_parameters(split.n_users, split.n_items)
+
+    def create_parameters(self, n_users: int, n_items: int) -> None:
         """Create the tables ``(n_users, d)``, ``(n_items, d)`` [and bias ``(n_items, 1)``], seeded.
 
         Gradients are sparse (``nn.Embedding(sparse=True)``) when :meth:`uses_sparse_gradients`
@@ -123,7 +135,6 @@ class EmbeddingRecommender(LightningRecommender):
         when the tables are much larger than a batch.
         """
         hp: Any = self.hparams
-        n_users, n_items = split.n_users, split.n_items
         g = torch.Generator().manual_seed(hp.seed)
         sparse = self.uses_sparse_gradients(n_users, n_items)
         self.user_embedding = nn.Embedding(n_users, hp.embedding_dim, sparse=sparse)
@@ -185,6 +196,10 @@ class EmbeddingRecommender(LightningRecommender):
             if self.item_bias is not None:
                 s = s + self.item_bias.weight.T
         return s
+
+    def item_vectors(self) -> torch.Tensor:
+        """The item embeddings ``e_g`` ``(n_items, embedding_dim)``, detached (the bias is not a direction)."""
+        return self.item_embedding.weight.detach()
 
     # -- training -----------------------------------------------------------------------------
     def loss(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:

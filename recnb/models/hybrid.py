@@ -13,25 +13,23 @@ them, so they usually want more content. Normalisation runs over the whole row, 
 included. ``α = 1`` gives the CF ranking, ``α = 0`` the content ranking (every normalisation is
 increasing per row).
 
-:meth:`HybridRecommender.select_alpha` picks ``α`` (per segment if asked) on a validation split
-with :func:`alpha_curve`.
+``α`` and ``cold_alpha`` are parameters: choose them on a validation split with
+:func:`recnb.evaluation.tuning.tune`; :func:`recnb.evaluation.blending.alpha_curve` sweeps ``α`` of
+two components fitted once.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Self, Sequence
+from typing import Self, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from recnb.data.schema import Split, dense_rows
+from recnb.data.schema import SplitLike, as_split
 from recnb.math.blend import METHODS, blend, normalise
-from recnb.math.ranking import PAD, item_indices, rank
-from recnb.evaluation import RANKING_FUNCTIONS, RANKING_METRICS, mean, relevance
+from recnb.math.ranking import PAD, item_indices
 from recnb.models.base import Recommender, Users, as_user_tensor
-
-DEFAULT_GRID = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
 
 def _check_alpha(name: str, alpha: float | None) -> None:
@@ -39,52 +37,13 @@ def _check_alpha(name: str, alpha: float | None) -> None:
         raise ValueError(f"{name} must lie in [0, 1], got {alpha}")
 
 
-def alpha_curve(
-    cf: Recommender,
-    content: Recommender,
-    split: Split,
-    grid: Iterable[float] = DEFAULT_GRID,
-    k: int = 10,
-    metric: str = "ndcg",
-    normalise_method: str = "minmax",
-    users: np.ndarray | None = None,
-    relevant_items: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Mean ``metric@k`` of the blend for each ``α`` in ``grid`` (sorted), on ``split``'s test part.
-
-    ``cf`` and ``content`` must be fitted on ``split`` (its train part). ``users``: which users
-    (default ``split.test_users``); users with no relevant item are left out, seen items excluded,
-    as in :func:`recnb.evaluation.evaluate`. ``relevant_items``: count only these items as relevant
-    (e.g. new items, to ask how well the blend surfaces them); the ranking still spans the whole
-    catalogue. Returns a frame with columns ``alpha``, ``value``, ``users``.
-    """
-    if metric not in RANKING_METRICS:
-        raise ValueError(f"metric must be one of {RANKING_METRICS}, got {metric!r}")
-    grid = sorted(float(a) for a in grid)
-    for a in grid:
-        _check_alpha("every alpha in grid", a)
-    u = np.asarray(split.test_users if users is None else users, dtype=np.int64).reshape(-1)
-    rel = relevance(split, u)
-    if relevant_items is not None:
-        only = torch.zeros(split.n_items, dtype=torch.bool)
-        only[item_indices(relevant_items, split.n_items, "relevant_items")] = True
-        rel &= only
-    keep = rel.any(dim=1).numpy()
-    u, rel = u[keep], rel[torch.as_tensor(keep)]
-    if len(u) == 0:
-        return pd.DataFrame({"alpha": grid, "value": np.nan, "users": 0})
-    ut = torch.as_tensor(u)
-    s_cf, s_cb = normalise(cf.score(ut), normalise_method), normalise(content.score(ut), normalise_method)
-    seen = dense_rows(split.seen_csr(), u)
-    values = []
-    for a in grid:
-        ranked = rank(blend(s_cf, s_cb, a, normalise="none"), k=k, exclude=seen).indices
-        values.append(mean(RANKING_FUNCTIONS[metric](ranked, rel)))
-    return pd.DataFrame({"alpha": grid, "value": values, "users": len(u)})
-
-
 class HybridRecommender(Recommender):
-    """Per-user normalised ``α``-blend of a CF and a content recommender (see the module docstring)."""
+    """Per-user normalised ``α``-blend of a CF and a content recommender (see the module docstring).
+
+    ``cf`` and ``content`` are parameters too: ``get_params()`` holds the two models (and, deep,
+    ``cf__<name>`` / ``content__<name>``), ``clone()`` clones them, and ``save`` writes them, fitted
+    state included, into sub-folders.
+    """
 
     def __init__(
         self,
@@ -104,8 +63,9 @@ class HybridRecommender(Recommender):
         self.cf, self.content = cf, content
         self.alpha, self.normalise, self.cold_alpha, self.cold_threshold = alpha, normalise, cold_alpha, cold_threshold
 
-    def fit(self, split: Split, fit_components: bool = True) -> Self:
+    def fit(self, split: SplitLike, fit_components: bool = True) -> Self:
         """Fit both components on ``split`` (``fit_components=False``: they are already fitted on it)."""
+        split = as_split(split)
         if fit_components:
             self.cf.fit(split)
             self.content.fit(split)
@@ -153,49 +113,7 @@ class HybridRecommender(Recommender):
         return pd.DataFrame({"item": np.repeat(idx.numpy(), 2), "source": np.tile(["cf", "content"], len(idx)),
                              "contributor": PAD, "similarity": np.nan, "value": value, "contribution": weight * value})
 
-    def select_alpha(
-        self,
-        validation: Split,
-        grid: Iterable[float] = DEFAULT_GRID,
-        k: int = 10,
-        metric: str = "ndcg",
-        per_segment: bool = False,
-        fit_components: bool = True,
-    ) -> pd.DataFrame:
-        """Choose ``alpha`` (and ``cold_alpha`` with ``per_segment``) maximising ``metric@k`` on ``validation``.
-
-        ``validation`` is a split whose test part was carved out of the training data (e.g.
-        :func:`recnb.data.splits.holdout_validation`), so the real test set is not touched. The
-        components are fitted on it first (unless ``fit_components=False``); refit the hybrid on
-        the full split afterwards. Ties go to the smaller ``α``. Returns the curve: columns
-        ``segment`` (``"all"``, or ``"warm"`` / ``"cold"``), ``alpha``, ``value``, ``users``.
-        """
-        self.fit(validation, fit_components=fit_components)
-        grid = list(grid)
-        users = validation.test_users
-        if not per_segment:
-            curve = alpha_curve(self.cf, self.content, validation, grid, k, metric, self.normalise, users)
-            self.alpha = _best(curve)
-            return curve.assign(segment="all")[["segment", "alpha", "value", "users"]]
-        cold = self.is_cold(users).numpy()
-        curves = []
-        for segment, members in (("warm", users[~cold]), ("cold", users[cold])):
-            curve = alpha_curve(self.cf, self.content, validation, grid, k, metric, self.normalise, members)
-            curves.append(curve.assign(segment=segment))
-            best = _best(curve)
-            if segment == "warm" and best is not None:
-                self.alpha = best
-            elif segment == "cold":
-                self.cold_alpha = best
-        return pd.concat(curves, ignore_index=True)[["segment", "alpha", "value", "users"]]
-
     def __repr__(self) -> str:
         cold = "" if self.cold_alpha is None else f", cold_alpha={self.cold_alpha:g} (< {self.cold_threshold} items)"
         return f"HybridRecommender({self.cf!r}, {self.content!r}, alpha={self.alpha:g}, normalise={self.normalise!r}{cold})"
 
-
-def _best(curve: pd.DataFrame) -> float | None:
-    """The ``α`` with the highest value (the smallest such ``α`` on ties); ``None`` for an empty segment."""
-    if curve["value"].isna().all():
-        return None
-    return float(curve.loc[curve["value"].idxmax(), "alpha"])

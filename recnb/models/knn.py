@@ -70,10 +70,10 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from recnb.data.schema import Split
+from recnb.data.schema import Split, SplitLike, as_split
 from recnb.math.ranking import PAD, item_indices
 from recnb.math.similarity import all_vs_all
-from recnb.models.base import Recommender, Users, as_user_tensor
+from recnb.models.base import Recommender, SimilarItems, Users, as_user_tensor
 
 SIMILARITIES = ("cosine", "pearson")
 VALUES = ("binary", "rating")
@@ -444,7 +444,8 @@ class UserKNN(_NeighbourhoodCF):
 
     TERM_SOURCE, MEAN_SOURCE = "neighbour", "user_mean"  # the sources of :meth:`contributions`
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         self._fit_matrices(split)
         self.weights_ = sparse_similarity(self.ratings_, self.similarity, self.values, self.shrinkage, self.neighbours)
         if self.values == "rating":
@@ -471,19 +472,25 @@ class UserKNN(_NeighbourhoodCF):
         return np.full(len(items), float(self.means_[user]))
 
 
-class ItemKNN(_NeighbourhoodCF):
+class ItemKNN(SimilarItems, _NeighbourhoodCF):
     """Item-based CF: recommend items similar to the user's items (see the module docstring)."""
 
     TERM_SOURCE, MEAN_SOURCE = "item", "item_mean"  # the sources of :meth:`contributions`
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         self._fit_matrices(split)
         self.weights_ = sparse_similarity(self.ratings_.T, self.similarity, self.values, self.shrinkage, self.neighbours)
-        self._weights_t = self.weights_.T.tocsr()  # W^T (n_items, n_items): scores are R_batch W^T
         if self.values == "rating":
             self._means_and_deviations(axis=0)
-            self._abs_weights_t = abs(self._weights_t)
+        self._after_load()
         return self
+
+    def _after_load(self) -> None:
+        """``W^T`` (and ``|W|^T`` with ratings) as CSR, which the scores multiply by: derived from ``weights_``."""
+        self._weights_t = self.weights_.T.tocsr()  # W^T (n_items, n_items): scores are R_batch W^T
+        if self.values == "rating":
+            self._abs_weights_t = abs(self._weights_t)
 
     def score(self, users: Users = None) -> torch.Tensor:
         u = self._batch(users)
@@ -501,3 +508,13 @@ class ItemKNN(_NeighbourhoodCF):
 
     def _base(self, user: int, items: np.ndarray) -> np.ndarray:
         return self.means_.numpy()[items]
+
+    def item_similarity(self, items: torch.Tensor) -> torch.Tensor:
+        """Rows ``W[items]`` of the pruned similarity, float64 ``(len(items), n_items)``: item ``i``'s
+        ``neighbours`` nearest items (the similarity is symmetric before the cut, so a row's top
+        entries are the item's own nearest); ``-inf`` off the stored entries, so an item with fewer
+        neighbours than ``k`` gets ``PAD`` rather than arbitrary zero-similarity items."""
+        rows = self.weights_[items.numpy()].tocoo()
+        out = torch.full(rows.shape, -torch.inf, dtype=torch.float64)
+        out[torch.from_numpy(rows.row.astype(np.int64)), torch.from_numpy(rows.col.astype(np.int64))] = torch.from_numpy(rows.data)
+        return out

@@ -40,17 +40,23 @@ from typing import Self
 
 import numpy as np
 import pytorch_lightning as pl
+import scipy.sparse as sp
 import torch
 from torch import nn
 
 from recnb.data.datamodule import InteractionDataModule
-from recnb.data.schema import RATING, Split
+from recnb.data.schema import RATING, Split, SplitLike, as_split
 from recnb.data.validation import check_seed
-from recnb.models.base import LightningRecommender, Recommender, Users, as_user_tensor
+from recnb.models.base import ItemVectors, LightningRecommender, Recommender, Users, as_user_tensor, check_sizes
 
 
-class BiasedMF(LightningRecommender):
-    """``r̂ = μ + b_u + b_i + e_u·e_i`` trained with MSE + L2 on explicit ratings (see module doc)."""
+class BiasedMF(ItemVectors, LightningRecommender):
+    """``r̂ = μ + b_u + b_i + e_u·e_i`` trained with MSE + L2 on explicit ratings (see module doc).
+
+    ``n_users``, ``n_items``: the sizes (``None`` until :meth:`build` sets them from the split); when
+    given, ``__init__`` creates the parameters (:meth:`create_parameters`), so
+    ``load_from_checkpoint`` rebuilds the model. ``N(u)`` of implicit pooling is read from ``seen_``.
+    """
 
     def __init__(
         self,
@@ -63,6 +69,8 @@ class BiasedMF(LightningRecommender):
         batch_size: int = 2048,
         seed: int = 0,
         progress: bool = False,
+        n_users: int | None = None,
+        n_items: int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("embedding_dim", embedding_dim), ("max_epochs", max_epochs), ("batch_size", batch_size)):
@@ -71,27 +79,46 @@ class BiasedMF(LightningRecommender):
         check_seed(seed)
         if lr <= 0 or l2 < 0 or init_std < 0:
             raise ValueError(f"need lr > 0, l2 >= 0, init_std >= 0; got lr={lr}, l2={l2}, init_std={init_std}")
+        sized = check_sizes(n_users, n_items)
         self.save_hyperparameters()
+        if sized:
+            self.create_parameters(n_users, n_items)
 
     def build(self, split: Split) -> None:
-        """Create the parameters for ``split``'s sizes, drawn from ``seed``."""
-        hp = self.hparams
+        """Size the model for ``split`` (``n_users``, ``n_items``), create its parameters, and set ``μ``
+        (the mean training rating) and ``N(u)`` (the split's seen items) for implicit pooling."""
         rated = split.train[RATING].notna()
         if not rated.any():
             raise ValueError(f"split {split.name!r} has no training ratings (column {RATING!r} is all NaN)")
+        self.hparams.update(n_users=split.n_users, n_items=split.n_items)
+        self.create_parameters(split.n_users, split.n_items)
+        self.mu.fill_(float(split.train.loc[rated, RATING].mean()))
+        if self.hparams.implicit_pooling:
+            self._set_pool(split.seen_csr())
+
+    def create_parameters(self, n_users: int, n_items: int) -> None:
+        """``μ`` (0 until :meth:`build`), zero biases, and factors ``N(0, init_std²)`` drawn from ``seed``."""
+        hp = self.hparams
         g = torch.Generator().manual_seed(hp.seed)
-        n_u, n_i = split.n_users, split.n_items
-        self.register_buffer("mu", torch.tensor(float(split.train.loc[rated, RATING].mean())))
-        self.user_bias = nn.Parameter(torch.zeros(n_u))
-        self.item_bias = nn.Parameter(torch.zeros(n_i))
-        self.user_emb = nn.Parameter(torch.randn(n_u, hp.embedding_dim, generator=g) * hp.init_std)
-        self.item_emb = nn.Parameter(torch.randn(n_i, hp.embedding_dim, generator=g) * hp.init_std)
+        self.register_buffer("mu", torch.tensor(0.0))
+        self.user_bias = nn.Parameter(torch.zeros(n_users))
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.user_emb = nn.Parameter(torch.randn(n_users, hp.embedding_dim, generator=g) * hp.init_std)
+        self.item_emb = nn.Parameter(torch.randn(n_items, hp.embedding_dim, generator=g) * hp.init_std)
         if hp.implicit_pooling:
-            # N(u) as CSR (offsets into one flat list of items), never a dense (n_users, n_items) matrix
-            seen = split.seen_csr()
-            self.register_buffer("pool_indptr", torch.from_numpy(seen.indptr.astype(np.int64)))
-            self.register_buffer("pool_indices", torch.from_numpy(seen.indices.astype(np.int64)))
-            self.pooled_emb = nn.Parameter(torch.randn(n_i, hp.embedding_dim, generator=g) * hp.init_std)
+            self._set_pool(sp.csr_matrix((n_users, n_items), dtype=np.float32))
+            self.pooled_emb = nn.Parameter(torch.randn(n_items, hp.embedding_dim, generator=g) * hp.init_std)
+
+    def _set_pool(self, seen: sp.spmatrix) -> None:
+        """``N(u)`` as CSR buffers (offsets into one flat list of items), never a dense (n_users, n_items)
+        matrix; not saved in the state dict: they are the seen matrix, which is (``seen_``)."""
+        seen = sp.csr_matrix(seen)
+        self.register_buffer("pool_indptr", torch.from_numpy(seen.indptr.astype(np.int64)), persistent=False)
+        self.register_buffer("pool_indices", torch.from_numpy(seen.indices.astype(np.int64)), persistent=False)
+
+    def _after_load(self) -> None:
+        if self.hparams.implicit_pooling and self.seen_ is not None:
+            self._set_pool(self.seen_)
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """``e_u`` ``(B, embedding_dim)``: ``p_u``, plus ``|N(u)|^{-1/2} Σ_j y_j`` with implicit pooling."""
@@ -126,6 +153,10 @@ class BiasedMF(LightningRecommender):
         with torch.no_grad():
             return self.mu + self.user_bias[u, None] + self.item_bias[None, :] + self.user_vectors(u) @ self.item_emb.T
 
+    def item_vectors(self) -> torch.Tensor:
+        """The item factors ``e_i`` ``(n_items, embedding_dim)``, detached (biases are not directions)."""
+        return self.item_emb.detach()
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         u, i, r = batch["user"], batch["item"], batch["rating"]
         mse = ((self.predict(u, i) - r) ** 2).mean()
@@ -156,7 +187,8 @@ class GlobalMean(Recommender):
 
     mu_: float | None = None
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         rated = split.train[RATING].notna()
         if not rated.any():
             raise ValueError(f"split {split.name!r} has no training ratings (column {RATING!r} is all NaN)")

@@ -31,14 +31,16 @@ from torch.nn.utils import skip_init
 from recnb.data.datamodule import InteractionDataModule
 from recnb.data.schema import Split
 from recnb.math.losses import bce_loss
-from recnb.models.base import LightningRecommender, Users, as_user_tensor
+from recnb.models.base import LightningRecommender, Users, as_user_tensor, check_sizes
 
 
 class MLPRecommender(LightningRecommender):
     """``s_ui = MLP([e_u; e_i])``, ``P = σ(s)``, trained with BCE on sampled negatives (see module doc).
 
     ``l2``: the ℓ2 penalty as Adam's (coupled) ``weight_decay``: every gradient gets ``+ l2·θ``,
-    the gradient of ``(l2 / 2)·‖θ‖²`` over all parameters.
+    the gradient of ``(l2 / 2)·‖θ‖²`` over all parameters. ``n_users``, ``n_items``: the sizes
+    (``None`` until :meth:`build` sets them from the split); when given, ``__init__`` creates the
+    parameters (:meth:`create_parameters`), so ``load_from_checkpoint`` rebuilds the model.
     """
 
     def __init__(
@@ -53,6 +55,8 @@ class MLPRecommender(LightningRecommender):
         batch_size: int = 1024,
         seed: int = 0,
         progress: bool = False,
+        n_users: int | None = None,
+        n_items: int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("embedding_dim", embedding_dim), ("n_negatives", n_negatives), ("max_epochs", max_epochs), ("batch_size", batch_size)):
@@ -62,10 +66,18 @@ class MLPRecommender(LightningRecommender):
             raise ValueError(f"hidden layer sizes must be positive, got {hidden}")
         if lr <= 0 or l2 < 0:
             raise ValueError(f"need lr > 0 and l2 >= 0, got lr={lr}, l2={l2}")
+        sized = check_sizes(n_users, n_items)
         self.save_hyperparameters()
+        if sized:
+            self.create_parameters(n_users, n_items)
 
     def build(self, split: Split) -> None:
-        """Embeddings and layers for ``split``'s sizes, initialised from ``seed``.
+        """Size the model for ``split`` (``n_users``, ``n_items``) and create its parameters."""
+        self.hparams.update(n_users=split.n_users, n_items=split.n_items)
+        self.create_parameters(split.n_users, split.n_items)
+
+    def create_parameters(self, n_users: int, n_items: int) -> None:
+        """Embeddings and layers for ``n_users`` users and ``n_items`` items, initialised from ``seed``.
 
         The modules are created uninitialised (``torch.nn.utils.skip_init``) and then drawn from a
         local ``torch.Generator`` seeded with ``seed``, so building neither reads nor resets the
@@ -74,8 +86,8 @@ class MLPRecommender(LightningRecommender):
         """
         hp = self.hparams
         g = torch.Generator().manual_seed(hp.seed)
-        self.user_emb = skip_init(nn.Embedding, split.n_users, hp.embedding_dim)
-        self.item_emb = skip_init(nn.Embedding, split.n_items, hp.embedding_dim)
+        self.user_emb = skip_init(nn.Embedding, n_users, hp.embedding_dim)
+        self.item_emb = skip_init(nn.Embedding, n_items, hp.embedding_dim)
         layers: list[nn.Module] = []
         width = 2 * hp.embedding_dim
         for h in hp.hidden:

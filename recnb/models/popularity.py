@@ -13,7 +13,7 @@ from typing import Self
 
 import torch
 
-from recnb.data.schema import Split
+from recnb.data.schema import SplitLike, as_split
 from recnb.models.base import Recommender, Users, as_user_tensor
 
 
@@ -22,7 +22,8 @@ class PopularityRecommender(Recommender):
 
     counts_: torch.Tensor | None = None
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         self.remember_split(split)
         self.counts_ = torch.from_numpy(split.item_counts()).to(torch.float32)
         return self
@@ -49,7 +50,8 @@ class RandomRecommender(Recommender):
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         self.remember_split(split)
         g = torch.Generator().manual_seed(self.seed)
         self.table_ = torch.rand(split.n_users, split.n_items, generator=g)

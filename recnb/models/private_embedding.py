@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch.func import grad, vmap
 from torch.utils.data import DataLoader, Dataset
@@ -105,8 +106,12 @@ class DPEmbeddingRecommender(EmbeddingRecommender):
 
     Hyper-parameters: ``embedding_dim``; ``n_negatives`` per example; ``lr`` of plain SGD;
     ``init_std``; ``max_epochs`` (each ``round(1/sample_rate)`` steps); ``sample_rate`` q;
-    ``noise_multiplier`` σ; ``max_grad_norm`` C; ``seed`` (initialisation, sampling and noise);
-    ``progress``. After ``fit``, ``steps_`` holds the number of noisy steps taken and
+    ``noise_multiplier`` σ; ``max_grad_norm`` C; ``seed`` (initialisation); ``noise_seed`` (the
+    mechanism's secret randomness: the Gaussian noise and the Poisson sampling of each step, with its
+    negatives -- ``None``, the default, draws it from fresh operating-system entropy at every
+    ``fit``; an integer reproduces a run, for teaching and tests only: whoever knows it can subtract
+    the noise, and the accountant's amplification by subsampling assumes the sample is secret too);
+    ``progress``; ``n_users``, ``n_items`` (set by ``build``, as in the parent). After ``fit``, ``steps_`` holds the number of noisy steps taken and
     :meth:`epsilon` the privacy spent. ``noise_multiplier=0`` trains with clipping only (no privacy).
     """
 
@@ -121,28 +126,46 @@ class DPEmbeddingRecommender(EmbeddingRecommender):
         noise_multiplier: float = 1.0,
         max_grad_norm: float = 1.0,
         seed: int = 0,
+        noise_seed: int | None = None,
         progress: bool = False,
+        n_users: int | None = None,
+        n_items: int | None = None,
     ) -> None:
         super().__init__(embedding_dim=embedding_dim, loss="bpr", n_negatives=n_negatives, lr=lr, l2=0.0,
-                         init_std=init_std, max_epochs=max_epochs, seed=seed, progress=progress)
+                         init_std=init_std, max_epochs=max_epochs, seed=seed, progress=progress,
+                         n_users=n_users, n_items=n_items)
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must lie in (0, 1], got {sample_rate}")
         if noise_multiplier < 0 or not max_grad_norm > 0:
             raise ValueError(f"noise_multiplier must be >= 0 and max_grad_norm > 0, got {noise_multiplier}, {max_grad_norm}")
-        self.hparams.update(sample_rate=sample_rate, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm)
+        if noise_seed is not None and (isinstance(noise_seed, bool) or not isinstance(noise_seed, int) or noise_seed < 0):
+            raise ValueError(f"noise_seed must be None (fresh entropy) or a non-negative integer, got {noise_seed!r}")
+        self.hparams.update(sample_rate=sample_rate, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+                            noise_seed=noise_seed)
         self.automatic_optimization = False
         self.steps_ = 0
         self.n_examples_ = 0
         self.noise_generator = torch.Generator()
+        self._sampling_seed: int | None = None
+
+    def _draw_mechanism_seeds(self) -> None:
+        """Seed the noise generator and the sampling from ``noise_seed`` (``None``: 128 bits of fresh
+        OS entropy), as two independent streams of ``numpy.random.SeedSequence``; never stored in
+        ``hparams`` or the state dict."""
+        noise, sampling = (np.random.SeedSequence(self.hparams.get("noise_seed")).generate_state(2, np.uint64) >> 2).tolist()
+        self.noise_generator.manual_seed(noise)
+        self._sampling_seed = sampling
 
     def build(self, split: Split) -> None:
         super().build(split)
         self.steps_ = 0
-        self.noise_generator.manual_seed(self.hparams.seed + 1)
+        self._draw_mechanism_seeds()
 
     def datamodule(self, split: Split) -> PoissonPairsDataModule:
         hp: Any = self.hparams
-        dm = PoissonPairsDataModule(split, hp.sample_rate, n_negatives=hp.n_negatives, seed=hp.seed)
+        if self._sampling_seed is None:
+            self._draw_mechanism_seeds()
+        dm = PoissonPairsDataModule(split, hp.sample_rate, n_negatives=hp.n_negatives, seed=self._sampling_seed)
         self.n_examples_ = dm.n_train
         return dm
 

@@ -183,6 +183,13 @@ class TextEncoder:
         self._tokenizer: Any = None
         self._model: Any = None
         self._table: dict[str, torch.Tensor] | None = None  # text sha256 -> vector
+        self._params = {"model_path": model_path, "batch_size": batch_size, "max_length": max_length,
+                        "cache_dir": cache_dir, "progress": progress, "cache": cache}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments as given: ``TextEncoder(**enc.get_params())`` is the same encoder
+        (what cloning or saving a content model that holds this encoder uses; ``deep`` changes nothing)."""
+        return dict(self._params)
 
     def __repr__(self) -> str:
         return f"TextEncoder({self.name!r}, embedding_dim={self.embedding_dim}, max_length={self.max_length})"
@@ -298,6 +305,11 @@ class TfidfEncoder:
         self.vectorizer_options = vectorizer_options
         self.vectorizer = TfidfVectorizer(**vectorizer_options)
         self.fitted = False
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The ``TfidfVectorizer`` options: ``TfidfEncoder(**enc.get_params())`` is a new, unfitted copy
+        (``deep`` changes nothing)."""
+        return dict(self.vectorizer_options)
 
     def __repr__(self) -> str:
         return f"TfidfEncoder({', '.join(f'{k}={v!r}' for k, v in self.vectorizer_options.items())})"

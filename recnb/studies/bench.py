@@ -15,7 +15,7 @@ user's unseen items). Adapters:
 The peers' default hyper-parameters here were chosen on a *validation* split of MovieLens-100k
 (``holdout_validation(random_holdout(load_movielens(), 0.25, seed=0), 0.25, seed=0)``, NDCG@10),
 from small grids named in each class; recnb's models keep their library defaults, except EASE's
-``λ``, chosen on the same kind of validation split by :meth:`recnb.models.ease.EASE.select_lambda`.
+``λ``, chosen on the same kind of validation split by :func:`recnb.evaluation.tuning.tune`.
 
 :func:`run_benchmark` fits each model once and times ``fit`` (``time.perf_counter``; every model,
 recnb's and the peers', under the same BLAS/OpenMP thread limit, one thread by default, as recnb's
@@ -80,12 +80,16 @@ def thread_limit(threads: int) -> AbstractContextManager:
 class _FactorRecommender(Recommender):
     """A peer whose scores are ``U_users @ V.T (+ b)``; subclasses set the factor arrays in ``fit``.
 
-    Every adapter keeps the peer's fitted model as ``model_`` (to call its own API, e.g. in tests).
+    Every adapter keeps the peer's fitted model as ``model_`` (to call its own API, e.g. in tests);
+    it is transient: ``save`` and pickling leave it out, the factors score without it. The
+    adapters' ``__init__`` arguments are their parameters (``get_params``, ``clone``), kept in
+    same-named attributes.
 
     ``user_factors_`` ``(n_users, d)``, ``item_factors_`` ``(n_items, d)`` and the optional
     ``item_bias_`` ``(n_items,)`` are in recnb's index order.
     """
 
+    _transient_attributes = ("model_",)
     user_factors_: np.ndarray | None = None
     item_factors_: np.ndarray | None = None
     item_bias_: np.ndarray | None = None
@@ -100,7 +104,8 @@ class _FactorRecommender(Recommender):
 
 
 class _ImplicitFactors(_FactorRecommender):
-    """An ``implicit`` factor model: ``model_class()`` built with ``params``, fitted on the binary CSR."""
+    """An ``implicit`` factor model: ``model_class()`` built with ``params`` (the peer's own
+    hyper-parameters among the adapter's parameters), fitted on the binary CSR."""
 
     params: dict[str, Any]
 
@@ -132,8 +137,13 @@ class ImplicitALS(_ImplicitFactors):
     def __init__(self, factors: int = 32, regularization: float = 10.0, alpha: float = 1.0, iterations: int = 15,
                  seed: int = 0, threads: int = 1) -> None:
         require("implicit")
-        self.params = dict(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations)
+        self.factors, self.regularization, self.alpha, self.iterations = factors, regularization, alpha, iterations
         self.seed, self.threads = seed, threads
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(factors=self.factors, regularization=self.regularization, alpha=self.alpha,
+                    iterations=self.iterations)
 
     def model_class(self) -> type:
         from implicit.als import AlternatingLeastSquares
@@ -154,9 +164,14 @@ class ImplicitBPR(_ImplicitFactors):
     def __init__(self, factors: int = 64, learning_rate: float = 0.003, regularization: float = 0.01,
                  iterations: int = 200, seed: int = 0, threads: int = 1) -> None:
         require("implicit")
-        self.params = dict(factors=factors, learning_rate=learning_rate, regularization=regularization,
-                           iterations=iterations)
+        self.factors, self.learning_rate, self.regularization, self.iterations = (factors, learning_rate,
+                                                                                  regularization, iterations)
         self.seed, self.threads = seed, threads
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(factors=self.factors, learning_rate=self.learning_rate, regularization=self.regularization,
+                    iterations=self.iterations)
 
     def model_class(self) -> type:
         from implicit.bpr import BayesianPersonalizedRanking
@@ -170,6 +185,8 @@ class ImplicitItemCosine(Recommender):
     ``S`` ``(n_items, n_items)`` keeps each item's ``neighbours`` most similar items
     (``CosineRecommender(K=neighbours).similarity``).
     """
+
+    _transient_attributes = ("model_",)
 
     def __init__(self, neighbours: int = 50, threads: int = 1) -> None:
         require("implicit")
@@ -236,8 +253,15 @@ class CornacBPR(_FactorRecommender):
     def __init__(self, factors: int = 64, iterations: int = 200, learning_rate: float = 0.01,
                  regularization: float = 0.01, seed: int = 0, threads: int = 1) -> None:
         require("cornac")
-        self.params = dict(k=factors, max_iter=iterations, learning_rate=learning_rate, lambda_reg=regularization)
+        self.factors, self.iterations, self.learning_rate, self.regularization = (factors, iterations, learning_rate,
+                                                                                  regularization)
         self.seed, self.threads = seed, threads
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters in cornac's names."""
+        return dict(k=self.factors, max_iter=self.iterations, learning_rate=self.learning_rate,
+                    lambda_reg=self.regularization)
 
     def fit(self, split: Split) -> Self:
         from cornac.models import BPR
@@ -275,6 +299,8 @@ class CornacEASE(Recommender):
     ``ItemKNN`` sum the similarities instead). Of cornac's other top-N models for implicit data,
     HPF and VAECF took minutes to fit on MovieLens-100k; EASE fits in seconds.
     """
+
+    _transient_attributes = ("model_",)
 
     def __init__(self, l2: float = 500.0, positive_only: bool = True, seed: int = 0, threads: int = 1) -> None:
         require("cornac")

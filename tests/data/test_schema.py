@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
-from recnb.data.schema import dense_rows
+from recnb.data.schema import Split, as_split, dense_rows
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
 
@@ -88,3 +89,20 @@ def test_id_index_lookup_and_index():
         index.index([10, 99])
     empty_pos, empty_known = IdIndex.from_ids([]).lookup([1, 2])
     assert not empty_known.any() and len(empty_pos) == 2
+
+
+def test_split_from_matrix_keeps_the_values_and_indexes_by_position():
+    m = sp.coo_matrix(([2.0, 1.0, 3.5, 0.0, 1.0], ([0, 1, 1, 2, 1], [1, 0, 2, 0, 0])), shape=(4, 3))
+    split = Split.from_matrix(m)  # (1, 0) is stored twice (summed to 2), (2, 0) an explicit zero (dropped)
+    assert (split.n_users, split.n_items) == (4, 3)
+    np.testing.assert_array_equal(split.train_csr("rating").toarray(), [[0, 2, 0], [2, 0, 3.5], [0, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(split.train_csr("binary").toarray(), [[0, 1, 0], [1, 0, 1], [0, 0, 0], [0, 0, 0]])
+    assert split.test_csr().nnz == 0 and len(split.test) == 0
+    np.testing.assert_array_equal(split.users.ids, np.arange(4))
+    np.testing.assert_array_equal(split.items_frame["item_id"], np.arange(3))
+    assert (split.train["user_id"] == split.train["user_idx"]).all()
+    assert as_split(split) is split and as_split(m).n_users == 4
+    with pytest.raises(ValueError, match=r"matrix holds 1 non-finite value\(s\)"):
+        Split.from_matrix(sp.csr_matrix(np.array([[np.nan, 1.0]])))
+    with pytest.raises(TypeError, match="split must be a Split or a scipy.sparse"):
+        as_split(np.ones((2, 2)))

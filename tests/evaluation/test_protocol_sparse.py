@@ -12,7 +12,7 @@ from recnb.evaluation import protocol as P
 from recnb.math.metrics import sparse_hits
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
-from recnb.math.ranking import PAD
+from recnb.math.ranking import PAD, rank
 from recnb.models.knn import ItemKNN
 from recnb.models.popularity import PopularityRecommender
 
@@ -34,7 +34,12 @@ def _dense_reference(model, split, k, users, items, batch_size):
         u, rel = u[keep.numpy()], rel[keep]
         if len(u) == 0:
             continue
-        ranked = model.recommend(u, k=k).indices if shelf is None else P._shelf_ranking(model, split, u, shelf, k)
+        if shelf is None:
+            ranked = model.recommend(u, k=k).indices
+        else:  # the former shelf ranking: dense scores and seen mask on the sorted shelf's columns
+            cols = torch.sort(shelf).values
+            local = rank(model.score(torch.as_tensor(u))[:, cols], k=k, exclude=split.seen_mask()[u][:, cols]).indices
+            ranked = torch.where(local == PAD, PAD, cols[local.clamp(min=0)])
         kept.append(u)
         lists.append(ranked)
         for name in RANKING:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from recnb.math.ranking import PAD, Ranking, item_indices, keep_top_k_per_row, rank
+from recnb.math.ranking import PAD, Ranking, indices, item_indices, keep_top_k_per_row, rank
 
 
 def expected_ranking(s: np.ndarray, k: int | None, excluded: np.ndarray | None = None, threshold=None) -> np.ndarray:
@@ -248,3 +248,16 @@ def test_item_indices_refuses_negative_and_out_of_range():
         item_indices(torch.tensor([3]), 3)
     with pytest.raises(TypeError, match="integer"):
         item_indices([0.5], 3)
+
+
+def test_indices_is_the_one_check_of_index_arguments():
+    assert indices(np.array([[1], [0]], dtype=np.uint8), 2, "users", noun="user").tolist() == [1, 0]
+    assert indices(torch.tensor([], dtype=torch.float32), 2, "users").dtype == torch.long  # empty: no index at all
+    with pytest.raises(TypeError, match=r"users must hold integer user indices in 0\.\.1, got dtype <U1 "
+                                        r"\(first value 'a'\); see recommend_ids"):
+        indices(["a"], 2, "users", noun="user", hint="; see recommend_ids")
+    with pytest.raises(TypeError, match="got dtype bool"):
+        indices(np.array([True, False]), 2, "users", noun="user")  # a mask is not a list of indices
+    with pytest.raises(ValueError, match="items holds item index 1 more than once; list each item once"):
+        item_indices([1, 0, 1], 3, distinct=True)
+    assert item_indices([1, 0, 1], 3).tolist() == [1, 0, 1]

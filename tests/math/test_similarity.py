@@ -115,3 +115,18 @@ def test_descending_on_cosine_lowers_it():
     v = torch.tensor([0.4, 0.3, 0.2, 0.1, 0.1], dtype=torch.float64)
     before = cosine(u, v)
     assert cosine(u - 0.1 * cosine_grad(u, v), v) < before < cosine(u + 0.1 * cosine_grad(u, v), v)
+
+
+def test_nan_or_infinite_entries_raise_naming_the_argument():
+    ok = torch.tensor([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"^u holds 1 NaN or infinite value\(s\), first at position\(s\) \[1\]"):
+        cosine(torch.tensor([1.0, float("nan"), 0.0]), ok)
+    with pytest.raises(ValueError, match=r"^g holds 2 NaN or infinite"):
+        cosine(ok, torch.tensor([float("inf"), 0.0, float("nan")]))
+    with pytest.raises(ValueError, match=r"^items holds 1 NaN .* position\(s\) \[\(1, 2\)\]"):
+        one_vs_many(ok, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, float("nan")]]))
+    with pytest.raises(ValueError, match=r"^users holds"):
+        all_vs_all(torch.tensor([[float("nan"), 1.0]]), torch.tensor([[1.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"^items holds"):
+        all_vs_all(torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, float("-inf")]]))
+    assert cosine(ok, ok).item() == pytest.approx(1.0)  # finite input is unaffected

@@ -28,8 +28,27 @@ def test_as_user_tensor():
     assert as_user_tensor(None, 3).tolist() == [0, 1, 2]
     assert as_user_tensor([2, 0], 3).tolist() == [2, 0]
     assert as_user_tensor(np.array([[1]]), 3).dtype == torch.long
-    with pytest.raises(IndexError, match=r"0\.\.2, got 1\.\.3"):
+    assert as_user_tensor([], 3).tolist() == []
+    with pytest.raises(IndexError, match=r"users holds user index 3, outside 0\.\.2"):
         as_user_tensor([1, 3], 3)
+
+
+@pytest.mark.parametrize("bad", [[True, False, True], np.array([True, False, True]), torch.tensor([True, False, True]),
+                                 [0.0, 2.0], np.array([1.5]), torch.tensor([0.0])], ids=repr)
+def test_as_user_tensor_refuses_masks_and_floats(bad):
+    """A bool mask used to become indices 1, 0, 1 and floats were truncated: both are refused now,
+    as ``item_indices`` refuses them."""
+    with pytest.raises(TypeError, match=r"users must hold integer user indices in 0\.\.2, got dtype"):
+        as_user_tensor(bad, 3)
+
+
+def test_recommend_with_raw_ids_says_what_users_are():
+    model = PopularityRecommender().fit(hand_split())
+    with pytest.raises(TypeError, match=r"users must hold integer user indices in 0\.\.3, got dtype <U1 "
+                                        r"\(first value 'a'\); raw user ids go through recommend_ids"):
+        model.recommend(users=["a"])
+    with pytest.raises(TypeError, match="users must hold integer user indices"):
+        model.recommend(users=np.array([100, 101.5]))
 
 
 def test_unfitted_model_says_so():

@@ -9,7 +9,7 @@ import pytest
 from recnb.data.schema import IdIndex, Split
 from recnb.data.splits import holdout_validation, random_holdout
 from recnb.data.synthetic import make_shop
-from recnb.evaluation import evaluate
+from recnb.evaluation import evaluate, tune
 from recnb.models.ease import EASE, ease_weights, gram
 from recnb.models.popularity import PopularityRecommender
 
@@ -62,18 +62,18 @@ def test_bad_lambda_is_rejected():
         ease_weights(np.ones((2, 3)), 1.0)
 
 
-def test_select_lambda_on_validation_and_beats_popularity_on_the_shop():
+def test_lambda_tuned_on_validation_beats_popularity_on_the_shop():
     data = make_shop(n_users=200, n_items=80, n_categories=5, n_interactions=5000, seed=0)
     split = random_holdout(data, test_ratio=0.2, seed=0)
     validation = holdout_validation(split, ratio=0.25, seed=0)
-    model = EASE()
     grid = [1.0, 30.0, 1000.0]
-    curve = model.select_lambda(validation, grid=grid, k=10)
+    search = tune(EASE(), validation, validation, {"l2": grid}, k=10)
+    curve = search.table
     assert list(curve["l2"]) == grid
     for l2, value in zip(curve["l2"], curve["value"]):
         assert value == pytest.approx(evaluate(EASE(l2=l2).fit(validation), validation, k=10, metrics=("ndcg",))["ndcg@10"])
-    assert model.l2 == curve.loc[curve["value"].idxmax(), "l2"]
-    model.fit(split)
+    assert search.best_params_["l2"] == curve.loc[curve["value"].idxmax(), "l2"]
+    model = search.refit(split)
     ease = evaluate(model, split, k=10)["ndcg@10"]
     pop = evaluate(PopularityRecommender().fit(split), split, k=10)["ndcg@10"]
     assert ease > pop

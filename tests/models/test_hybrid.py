@@ -1,4 +1,4 @@
-"""Hybrid α blending: the endpoints reproduce each component, α is chosen on validation, per segment."""
+"""Hybrid α blending: the endpoints reproduce each component, α is tuned on validation, per segment."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from recnb.data.schema import IdIndex, Split
 from recnb.data.splits import holdout_validation, random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.math.blend import normalise
-from recnb.evaluation import evaluate
+from recnb.evaluation import evaluate, tune
+from recnb.evaluation.blending import alpha_curve
 from recnb.data.splits import hold_out_items
-from recnb.models.hybrid import HybridRecommender, alpha_curve
+from recnb.models.hybrid import HybridRecommender
 from recnb.models.knn import ItemKNN, UserKNN
 from recnb.models.base import Recommender
 from recnb.models.popularity import PopularityRecommender
@@ -37,7 +38,7 @@ class FixedScores(Recommender):
     """Gives every user the same score row: makes the blend's rankings known in advance."""
 
     def __init__(self, row: list[float]) -> None:
-        self.row = torch.tensor(row)
+        self.row = row
 
     def fit(self, split: Split) -> "FixedScores":
         self.remember_split(split)
@@ -45,7 +46,7 @@ class FixedScores(Recommender):
 
     def score(self, users=None) -> torch.Tensor:
         u = torch.arange(self.n_users_) if users is None else torch.as_tensor(users).reshape(-1)
-        return self.row.expand(len(u), -1).clone()
+        return torch.tensor(self.row).expand(len(u), -1).clone()
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +96,16 @@ def test_invalid_alpha_and_unfitted_components_raise(split):
         HybridRecommender(PopularityRecommender(), PopularityRecommender()).fit(split, fit_components=False)
 
 
-def test_select_alpha_maximises_the_validation_curve(split):
+def test_tuning_alpha_gives_the_validation_curve(split):
     validation = holdout_validation(split, 0.25, seed=0)
     hybrid = HybridRecommender(UserKNN(neighbours=20), PopularityRecommender())
-    curve = hybrid.select_alpha(validation, grid=[0.0, 0.5, 0.9, 1.0], k=10)
+    curve = tune(hybrid, validation, validation, {"alpha": [0.0, 0.5, 0.9, 1.0]}, k=10).table
     assert list(curve["alpha"]) == [0.0, 0.5, 0.9, 1.0]
+    # alpha_curve sweeps the same blend of components fitted once: the same values
+    cf, pop = UserKNN(neighbours=20).fit(validation), PopularityRecommender().fit(validation)
+    swept = alpha_curve(cf, pop, validation, grid=[0.0, 0.5, 0.9, 1.0], k=10)
+    np.testing.assert_allclose(swept["value"], curve["value"], rtol=0, atol=1e-12)
+    assert (swept["users"] == curve["users"]).all()
     # the curve's endpoints are the components' own scores on the validation split
     pop = evaluate(PopularityRecommender().fit(validation), validation, k=10, metrics=("ndcg",))["ndcg@10"]
     knn = evaluate(UserKNN(neighbours=20).fit(validation), validation, k=10, metrics=("ndcg",))["ndcg@10"]
@@ -107,20 +113,21 @@ def test_select_alpha_maximises_the_validation_curve(split):
     assert curve["value"].iloc[-1] == pytest.approx(knn, abs=1e-6)
 
 
-def test_select_alpha_picks_the_alpha_known_by_hand():
+def test_tuning_picks_the_alpha_known_by_hand():
     # one user, item 3 seen, item 1 relevant. Both rows already span [0, 1] (minmax leaves them):
     #   cf = (1, .6, 0, .5), cb = (0, .6, 1, .5) -> blend(α) = (α, .6, 1 - α, excluded)
     # top 1: α = 0 -> item 2, α = .5 -> item 1 (.6 > .5), α = 1 -> item 0: only α = .5 finds item 1
     validation = hand_split(train=[(0, 3)], test=[(0, 1)], n_users=1, n_items=4)
     hybrid = HybridRecommender(FixedScores([1.0, 0.6, 0.0, 0.5]), FixedScores([0.0, 0.6, 1.0, 0.5]), alpha=0.0)
-    curve = hybrid.select_alpha(validation, grid=[1.0, 0.0, 0.5], k=1)
-    assert list(curve["alpha"]) == [0.0, 0.5, 1.0]
-    assert list(curve["value"]) == [0.0, 1.0, 0.0]
-    assert hybrid.alpha == 0.5
-    # a flat curve: the tie goes to the smallest α
+    result = tune(hybrid, validation, validation, {"alpha": [0.0, 0.5, 1.0]}, k=1)
+    assert list(result.table["value"]) == [0.0, 1.0, 0.0]
+    assert result.best_params_ == {"alpha": 0.5} and hybrid.alpha == 0.0
+    assert torch.equal(result.refit(validation).recommend(k=1).indices, torch.tensor([[1]]))
+    # a flat curve: the tie goes to the first α of the grid
     flat = HybridRecommender(FixedScores([1.0, 0.6, 0.0, 0.5]), FixedScores([0.0, 0.6, 1.0, 0.5]), alpha=1.0)
-    curve = flat.select_alpha(hand_split([(0, 3)], [(0, 2)], 1, 4), grid=[0.5, 1.0], k=1)
-    assert list(curve["value"]) == [0.0, 0.0] and flat.alpha == 0.5
+    other = hand_split([(0, 3)], [(0, 2)], 1, 4)
+    result = tune(flat, other, other, {"alpha": [0.5, 1.0]}, k=1)
+    assert list(result.table["value"]) == [0.0, 0.0] and result.best_params_ == {"alpha": 0.5}
 
 
 def test_per_segment_alpha_known_by_hand():
@@ -130,12 +137,15 @@ def test_per_segment_alpha_known_by_hand():
     validation = hand_split(train=[(0, 3), (0, 4), (1, 4)], test=[(0, 0), (1, 1)], n_users=2, n_items=5)
     cf, cb = FixedScores([1.0, 0.0, 0.8, 0.5, 0.5]), FixedScores([0.0, 1.0, 0.8, 0.5, 0.5])
     hybrid = HybridRecommender(cf, cb, alpha=0.5, cold_alpha=0.5, cold_threshold=2)
-    curve = hybrid.select_alpha(validation, grid=[0.0, 0.5, 1.0], k=1, per_segment=True)
-    assert curve[curve["segment"] == "warm"]["value"].tolist() == [0.0, 0.0, 1.0]
-    assert curve[curve["segment"] == "cold"]["value"].tolist() == [1.0, 0.0, 0.0]
-    assert (hybrid.alpha, hybrid.cold_alpha) == (1.0, 0.0)
+    grid = [0.0, 0.5, 1.0]
+    warm = tune(hybrid, validation, validation, {"alpha": grid}, k=1, users=[0])
+    cold = tune(hybrid, validation, validation, {"cold_alpha": grid}, k=1, users=[1])
+    assert warm.table["value"].tolist() == [0.0, 0.0, 1.0] and cold.table["value"].tolist() == [1.0, 0.0, 0.0]
+    # the joint search over both finds the same pair: each segment's value depends on its own α only
+    both = tune(hybrid, validation, validation, {"alpha": grid, "cold_alpha": grid}, k=1)
+    assert both.best_params_ == {**warm.best_params_, **cold.best_params_} == {"alpha": 1.0, "cold_alpha": 0.0}
     # and the blend then serves each user their own item
-    assert hybrid.recommend(k=1).indices.tolist() == [[0], [1]]
+    assert both.refit(validation).recommend(k=1).indices.tolist() == [[0], [1]]
 
 
 def test_per_segment_alpha_uses_cold_alpha_for_light_users(split):

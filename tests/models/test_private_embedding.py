@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from recnb.data.splits import random_holdout
@@ -32,10 +33,34 @@ def test_trains_with_a_trainer_and_accounts_its_steps():
     quiet = DPEmbeddingRecommender(noise_multiplier=0.0, **common).fit(split)
     assert quiet.steps_ == 2 * 10 and quiet.trainer_.global_step == 20
     assert quiet.epsilon(1e-5) == float("inf")
-    noisy = DPEmbeddingRecommender(noise_multiplier=1.0, **common).fit(split)
+    noisy = DPEmbeddingRecommender(noise_multiplier=1.0, noise_seed=5, **common).fit(split)
     assert noisy.epsilon(1e-5) == dp_sgd_epsilon(0.1, 1.0, 20, 1e-5)
-    again = DPEmbeddingRecommender(noise_multiplier=1.0, **common).fit(split)
+    again = DPEmbeddingRecommender(noise_multiplier=1.0, noise_seed=5, **common).fit(split)
     torch.testing.assert_close(noisy.item_embedding.weight, again.item_embedding.weight, rtol=0, atol=0)
     # the noise moves the tables: with σ = 1 the model differs from the noise-free one
     assert (noisy.item_embedding.weight - quiet.item_embedding.weight).abs().max() > 1e-2
     assert 0 <= evaluate(noisy, split, k=5)["ndcg@5"] <= 1
+
+
+def test_noise_is_fresh_by_default_and_the_model_seed_fixes_only_the_initialisation():
+    """With the defaults two fits draw different noise (and Poisson samples): the model seed (default
+    0) is public, and noise derived from it could be subtracted. ``noise_seed`` reproduces a run."""
+    split = random_holdout(make_shop(n_users=60, n_items=40, n_interactions=1200, seed=0), seed=0)
+    common = dict(embedding_dim=8, max_epochs=1, sample_rate=0.1, lr=20.0, noise_multiplier=1.0, seed=0)
+    a = DPEmbeddingRecommender(**common).fit(split)
+    b = DPEmbeddingRecommender(**common).fit(split)
+    assert a.hparams.noise_seed is None
+    assert not torch.equal(a.item_embedding.weight, b.item_embedding.weight)
+    seeded = [DPEmbeddingRecommender(noise_seed=11, **common).fit(split) for _ in range(2)]
+    assert torch.equal(seeded[0].item_embedding.weight, seeded[1].item_embedding.weight)
+    assert not torch.equal(seeded[0].item_embedding.weight, DPEmbeddingRecommender(noise_seed=12, **common)
+                           .fit(split).item_embedding.weight)
+    # the initial tables come from `seed` alone, whatever the noise seed
+    starts = []
+    for noise_seed in (None, 11):
+        m = DPEmbeddingRecommender(noise_seed=noise_seed, **common)
+        m.build(split)
+        starts.append(m.item_embedding.weight.detach().clone())
+    assert torch.equal(*starts)
+    with pytest.raises(ValueError, match="noise_seed must be None"):
+        DPEmbeddingRecommender(noise_seed=-1)

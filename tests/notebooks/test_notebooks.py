@@ -83,6 +83,8 @@ def _hybrid_blending(m: dict[str, Any]) -> None:
 
 def _evaluation(m: dict[str, Any]) -> None:
     assert m["ndcg@10_ease"] > 0.3, m["ndcg@10_ease"]
+    # 7.7: the sweep of chapter 01 ran every run (2 embedding sizes x the smoke profile's 2 seeds)
+    assert m["sweep_runs_ok"] == 4
     assert m["ndcg@10_ease_ci_low"] < m["ndcg@10_ease"] < m["ndcg@10_ease_ci_high"]
     assert m["gauc_ease"] > m["gauc_popularity"] > 0.5
     assert m["personalisation_ease"] > m["personalisation_popularity"]

@@ -15,6 +15,13 @@ interaction-level privacy); when one *user* and all their interactions are, up t
 ``m`` coordinates change, where ``m`` bounds the items any user contributes (``Δ = m``:
 user-level privacy). :class:`DPPopularityRecommender` enforces ``m`` by keeping at most
 ``max_items_per_user`` random items of each user before counting.
+
+**The noise must be secret.** Anyone who can recompute the noise subtracts it and reads the exact
+counts, so the guarantee holds only for noise nobody can reproduce. By default the noise is drawn
+from fresh operating-system entropy (``numpy.random.default_rng()``); a seed or generator passed
+explicitly fixes it, which is for teaching and testing only: a deployment never fixes the noise
+seed. (numpy's generators are not cryptographically secure either; a production mechanism draws
+from a cryptographic source, as OpenDP and Opacus's secure mode do.)
 """
 
 from __future__ import annotations
@@ -40,18 +47,29 @@ def laplace_scale(epsilon: float, sensitivity: float = 1.0) -> float:
     return sensitivity / epsilon
 
 
+def noise_generator(rng: np.random.Generator | int | None = None) -> np.random.Generator:
+    """The generator noise is drawn from: ``rng`` itself if it is a ``numpy.random.Generator``, one
+    seeded with ``rng`` if it is an integer (teaching and tests only), or -- ``None``, the default --
+    one seeded from fresh operating-system entropy, different at every call."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, int | np.integer) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng must be None (fresh entropy), an integer seed or a numpy.random.Generator, got {rng!r}")
+
+
 def laplace_mechanism(values: np.ndarray | Sequence[float], epsilon: float, sensitivity: float = 1.0,
-                      rng: np.random.Generator | int = 0) -> np.ndarray:
+                      rng: np.random.Generator | int | None = None) -> np.ndarray:
     """``values + Laplace(0, Δ/ε)`` noise, independently per coordinate (float64 array, same shape).
 
-    ``rng``: a ``numpy.random.Generator`` or a seed. The release is ``ε``-DP for a query whose L1
-    sensitivity is ``sensitivity``; rounding or clipping the result afterwards (post-processing)
-    keeps the guarantee.
+    ``rng``: ``None`` (default) draws the noise from fresh operating-system entropy; a seed or a
+    ``numpy.random.Generator`` makes it reproducible, for teaching and tests only (whoever knows the
+    seed can subtract the noise). The release is ``ε``-DP for a query whose L1 sensitivity is
+    ``sensitivity``; rounding or clipping the result afterwards (post-processing) keeps the guarantee.
     """
     scale = laplace_scale(epsilon, sensitivity)
     values = np.asarray(values, dtype=np.float64)
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    return values + rng.laplace(0.0, scale, size=values.shape)
+    return values + noise_generator(rng).laplace(0.0, scale, size=values.shape)
 
 
 def basic_composition(epsilons: Sequence[float], deltas: Sequence[float] | None = None) -> tuple[float, float]:
@@ -120,14 +138,22 @@ def composition_table(epsilon: float, releases: Sequence[int], delta_prime: floa
     return pd.DataFrame(rows).set_index("releases")
 
 
-def bounded_item_counts(split: Split, max_items_per_user: int | None = None, seed: int = 0) -> np.ndarray:
+def bounded_item_counts(split: Split, max_items_per_user: int | None = None,
+                        seed: int | np.random.Generator = 0) -> np.ndarray:
     """Training users per item, ``(n_items,)`` float64, each user counting at most ``max_items_per_user``
-    of their distinct training items (a uniform random subset, seeded); ``None`` keeps them all."""
+    of their distinct training items (a uniform random subset, from ``seed``: an integer or a
+    ``numpy.random.Generator``); ``None`` keeps them all.
+
+    Inside a DP mechanism the subsets must be drawn as secretly as the noise: the random keys are
+    drawn over all pairs in order, so removing one user moves the keys of the users after it, and
+    with a known seed the difference between neighbouring data sets would no longer be bounded by
+    ``max_items_per_user`` (:class:`DPPopularityRecommender` draws them from its noise generator)."""
     pairs = np.unique(split.train[[USER_IDX, ITEM_IDX]].to_numpy(dtype=np.int64), axis=0).reshape(-1, 2)
     if max_items_per_user is not None:
         if max_items_per_user < 1:
             raise ValueError(f"max_items_per_user must be >= 1 or None, got {max_items_per_user}")
-        key = np.random.default_rng(seed).random(len(pairs))
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        key = rng.random(len(pairs))
         order = np.lexsort((key, pairs[:, 0]))  # each user's pairs in random order
         users = pairs[order, 0]
         first = np.searchsorted(users, users, side="left")
@@ -139,19 +165,28 @@ class DPPopularityRecommender(Recommender):
     """Popularity from ``ε``-DP item counts: bounded counts (see :func:`bounded_item_counts`) plus
     ``Laplace(0, Δ/ε)`` noise, with ``Δ = max_items_per_user`` (user-level privacy) or ``Δ = 1``
     when ``max_items_per_user is None`` (interaction-level privacy). Every user gets the same scores.
+
+    ``noise_seed``: ``None`` (default) draws the mechanism's randomness -- the noise and the
+    bounded subsets -- from fresh operating-system entropy at every ``fit``; an integer makes the
+    release reproducible, for teaching and tests only (whoever knows it can subtract the noise).
     """
 
     counts_: torch.Tensor | None = None
 
-    def __init__(self, epsilon: float, max_items_per_user: int | None = None, seed: int = 0) -> None:
-        self.sensitivity = 1.0 if max_items_per_user is None else float(max_items_per_user)
+    def __init__(self, epsilon: float, max_items_per_user: int | None = None, noise_seed: int | None = None) -> None:
+        self.epsilon, self.max_items_per_user, self.noise_seed = epsilon, max_items_per_user, noise_seed
         laplace_scale(epsilon, self.sensitivity)  # validates both
-        self.epsilon, self.max_items_per_user, self.seed = epsilon, max_items_per_user, seed
+        noise_generator(noise_seed)  # validates it
+
+    @property
+    def sensitivity(self) -> float:
+        """``Δ``: ``max_items_per_user``, or 1 when it is ``None`` (follows ``set_params``)."""
+        return 1.0 if self.max_items_per_user is None else float(self.max_items_per_user)
 
     def fit(self, split: Split) -> Self:
         self.remember_split(split)
-        rng = np.random.default_rng(self.seed)
-        counts = bounded_item_counts(split, self.max_items_per_user, seed=int(rng.integers(2**31)))
+        rng = noise_generator(self.noise_seed)  # None: fresh entropy at every fit
+        counts = bounded_item_counts(split, self.max_items_per_user, seed=rng)
         noisy = laplace_mechanism(counts, self.epsilon, self.sensitivity, rng)
         self.counts_ = torch.as_tensor(noisy, dtype=torch.float32)
         return self
@@ -163,4 +198,4 @@ class DPPopularityRecommender(Recommender):
 
     def __repr__(self) -> str:
         return (f"DPPopularityRecommender(epsilon={self.epsilon}, max_items_per_user={self.max_items_per_user}, "
-                f"seed={self.seed})")
+                f"noise_seed={self.noise_seed})")

@@ -21,11 +21,20 @@ def test_laplace_variance_is_two_b_squared(epsilon, sensitivity):
     assert abs(np.median(np.abs(noise)) - b * math.log(2)) < 0.02 * b  # median |Z| = b ln 2
 
 
-def test_laplace_is_seeded_and_shaped():
-    a = laplace_mechanism(np.arange(6.0).reshape(2, 3), 1.0, rng=3)
-    assert a.shape == (2, 3) and np.array_equal(a, laplace_mechanism(np.arange(6.0).reshape(2, 3), 1.0, rng=3))
+def test_laplace_noise_is_fresh_by_default_and_seeded_only_on_request():
+    values = np.arange(6.0).reshape(2, 3)
+    # the default draws from OS entropy: two calls never share their noise (a known seed would let
+    # anyone subtract it)
+    first, second = laplace_mechanism(values, 1.0), laplace_mechanism(values, 1.0)
+    assert first.shape == (2, 3) and not np.array_equal(first, second)
+    # an explicit seed or generator reproduces it (teaching and tests only)
+    a = laplace_mechanism(values, 1.0, rng=3)
+    assert np.array_equal(a, laplace_mechanism(values, 1.0, rng=3))
+    assert np.array_equal(a, laplace_mechanism(values, 1.0, rng=np.random.default_rng(3)))
     with pytest.raises(ValueError, match="epsilon"):
         laplace_mechanism([1.0], 0.0)
+    with pytest.raises(TypeError, match="fresh entropy"):
+        laplace_mechanism([1.0], 1.0, rng=0.5)
 
 
 def test_composition_by_hand():
@@ -83,8 +92,23 @@ def test_bounded_counts_and_dp_popularity():
     assert capped.sum() == np.minimum(np.asarray(split.train_csr().sum(axis=1)).ravel(), 2).sum()
     assert (capped <= exact).all()
     # huge epsilon: the noisy ranking is the exact one; the noise has scale Δ/ε
-    loose = DPPopularityRecommender(epsilon=1e6, seed=0).fit(split)
+    loose = DPPopularityRecommender(epsilon=1e6, noise_seed=0).fit(split)
     np.testing.assert_allclose(loose.counts_.numpy(), exact, atol=1e-3)
-    tight = DPPopularityRecommender(epsilon=0.01, max_items_per_user=5, seed=0).fit(split)
+    tight = DPPopularityRecommender(epsilon=0.01, max_items_per_user=5, noise_seed=0).fit(split)
     assert np.abs(tight.counts_.numpy() - bounded_item_counts(split, 5, seed=0)).mean() > 50
     assert evaluate(loose, split, k=5)["ndcg@5"] > 0
+
+
+def test_dp_popularity_draws_fresh_noise_unless_given_a_noise_seed():
+    split = random_holdout(make_shop(n_users=80, n_items=40, n_interactions=1500, seed=0), seed=0)
+    model = DPPopularityRecommender(epsilon=1.0, max_items_per_user=3)
+    first = model.fit(split).counts_.clone()
+    assert not np.array_equal(first.numpy(), model.fit(split).counts_.numpy())  # a refit: new noise
+    assert not np.array_equal(first.numpy(), DPPopularityRecommender(epsilon=1.0, max_items_per_user=3)
+                              .fit(split).counts_.numpy())
+    fixed = [DPPopularityRecommender(epsilon=1.0, max_items_per_user=3, noise_seed=7).fit(split).counts_ for _ in range(2)]
+    np.testing.assert_array_equal(fixed[0].numpy(), fixed[1].numpy())
+    # the seeded release is the bounded counts (subsets and noise from one generator seeded 7)
+    rng = np.random.default_rng(7)
+    by_hand = laplace_mechanism(bounded_item_counts(split, 3, seed=rng), 1.0, 3.0, rng)
+    np.testing.assert_allclose(fixed[0].numpy(), by_hand.astype(np.float32))
