@@ -7,6 +7,7 @@ and imports only from the layers below it:
 - :mod:`recnb.data`       -- the synthetic shop, MovieLens-100k, validation, cleaning, splits, DataModule
 - :mod:`recnb.training`   -- the seeded Lightning ``Trainer``, data parallelism, DP-SGD and its accountant
 - :mod:`recnb.models`     -- every recommender behind one interface (``fit``, ``score``, ``recommend``)
+- :mod:`recnb.search`     -- lexical, dense and hybrid retrieval for queries; nearest-neighbour indexes
 - :mod:`recnb.evaluation` -- metrics of fitted models on splits, bootstrap intervals and paired tests
 - :mod:`recnb.policies`   -- re-ranking, explanations, bandits
 - :mod:`recnb.studies`    -- simulations on the shop's truth, privacy, peer libraries
