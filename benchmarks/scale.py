@@ -6,11 +6,11 @@ epoch of ``EmbeddingRecommender`` (its default hyper-parameters, ``max_epochs=1`
 of the embedding model. Each stage's peak RSS is measured on its own (Linux ``VmHWM``, reset
 before the stage, see :mod:`recnb.training.profiling`); the last line is the whole run's peak.
 
-    .venv/bin/python benchmarks/scale.py --size issue          # 200,000 x 50,000 x 5,000,000
+    .venv/bin/python benchmarks/scale.py --size large          # 200,000 x 50,000 x 5,000,000
     .venv/bin/python benchmarks/scale.py --users 20000 --items 5000 --events 500000
     .venv/bin/python benchmarks/scale.py --size small --skip knn
 
-Issue 9's targets at the issue size on a 2-core machine: make_shop <= 60 s, split <= 30 s, ItemKNN
+Targets at the large size on a 2-core machine: make_shop <= 60 s, split <= 30 s, ItemKNN
 fit + evaluation <= 120 s, one BPR epoch <= 60 s, embedding evaluation <= 30 s, peak RSS <= 8 GB.
 Timings are measurements, never asserted by tests.
 """
@@ -34,7 +34,7 @@ SIZES = {
     "tiny": (500, 200, 10_000),
     "small": (2_000, 1_000, 100_000),
     "medium": (20_000, 5_000, 500_000),
-    "issue": (200_000, 50_000, 5_000_000),
+    "large": (200_000, 50_000, 5_000_000),
 }
 STAGES = ("shop", "split", "knn", "bpr")
 

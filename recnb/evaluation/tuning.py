@@ -127,7 +127,10 @@ def tune(
         rows = [run({name: _plain(v) for name, v in params.items()}) for params in settings]
     table = pd.DataFrame(rows, columns=[*space, "value", "users", "fit_s"])
     table.insert(0, "trial", np.arange(len(table)))
-    best = int(table["value"].to_numpy().argmax())  # the first maximum: ties to the earlier trial
+    values = table["value"].to_numpy(dtype=np.float64)
+    if np.isnan(values).all():
+        raise ValueError(f"every trial's {metric}@{k} is NaN (no validation user has a relevant item?): nothing to choose")
+    best = int(np.nanargmax(values))  # the first maximum, NaN trials skipped: ties to the earlier trial
     best_params = {name: _plain(table[name].iloc[best]) for name in space}
     return TuneResult(table, best_params, float(table["value"].iloc[best]), f"{metric}@{k}", prototype)
 

@@ -337,3 +337,25 @@ def order_flips(full: pd.Series, sampled: pd.Series) -> list[tuple[str, str]]:
     i, j = np.triu_indices(len(names), k=1)
     flip = (f[i] - f[j]) * (s[i] - s[j]) < 0
     return [(names[a], names[b]) if f[a] > f[b] else (names[b], names[a]) for a, b in zip(i[flip], j[flip])]
+
+
+def describe_comparison(comparison: dict[str, float], column: str) -> str:
+    """A comparison over seeds in words, saying no more than it shows.
+
+    ``comparison``: ``difference`` (mean of ``a − b`` over seeds), its interval ``low`` / ``high``,
+    ``wins`` (seeds where ``a > b``) and ``seeds`` -- what
+    :func:`recnb.studies.simulate.compare_loops` returns.
+
+    "higher at every seed" only when the interval excludes 0 *and* every seed agrees; "no
+    difference beyond the seed-to-seed spread" when the interval contains 0; otherwise "higher on
+    average, but not at every seed". The numbers follow in brackets.
+    """
+    d, low, high, wins, n = (comparison[key] for key in ("difference", "low", "high", "wins", "seeds"))
+    numbers = f"{column} {d:+.3f}, 95 % interval [{low:+.3f}, {high:+.3f}], higher at {wins:.0f} of {n:.0f} seeds"
+    if low <= 0 <= high:
+        return f"no difference in {column} beyond the seed-to-seed spread ({numbers})"
+    direction = "higher" if d > 0 else "lower"
+    agree = wins == n if d > 0 else wins == 0
+    if agree:
+        return f"{column} {direction} at every seed ({numbers})"
+    return f"{column} {direction} on average, but not at every seed ({numbers})"

@@ -293,7 +293,7 @@ class Recommender(ABC):
         Each parameter is cloned in turn: an object with ``get_params`` (a sub-model, an encoder)
         is rebuilt from its own parameters, anything else is deep-copied. Nothing fitted is copied.
         """
-        return type(self)(**{name: _clone_param(value) for name, value in self.get_params(deep=False).items()})
+        return type(self)(**{name: clone_param(value) for name, value in self.get_params(deep=False).items()})
 
     def __sklearn_clone__(self) -> Self:  # sklearn.base.clone(model) uses it
         return self.clone()
@@ -341,15 +341,15 @@ class Recommender(ABC):
         return f"{type(self).__name__}()"
 
 
-def _clone_param(value: Any) -> Any:
+def clone_param(value: Any) -> Any:
     """A parameter's clone for :meth:`Recommender.clone`: rebuilt from ``get_params`` when it has
     them, element by element for a list or tuple, else ``copy.deepcopy`` (``sklearn.base.clone``'s rule)."""
     if hasattr(value, "clone") and hasattr(value, "get_params") and not isinstance(value, type):
         return value.clone()
     if hasattr(value, "get_params") and not isinstance(value, type):
-        return type(value)(**{k: _clone_param(v) for k, v in value.get_params().items()})
+        return type(value)(**{k: clone_param(v) for k, v in value.get_params().items()})
     if isinstance(value, (list, tuple)):
-        return type(value)(_clone_param(v) for v in value)
+        return type(value)(clone_param(v) for v in value)
     return copy.deepcopy(value)
 
 
@@ -458,7 +458,7 @@ class LightningRecommender(Recommender, pl.LightningModule):
         """An unfitted copy with the same parameters. The sizes ``n_users`` / ``n_items`` are what
         ``build`` learnt from a split, not settings, so the clone has none (and no tables): like any
         unfitted model it must be fitted before it scores."""
-        params = {name: _clone_param(value) for name, value in self.get_params(deep=False).items()}
+        params = {name: clone_param(value) for name, value in self.get_params(deep=False).items()}
         return type(self)(**{**params, **{name: None for name in ("n_users", "n_items") if name in params}})
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

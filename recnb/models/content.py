@@ -42,7 +42,7 @@ import torch
 from recnb.data.schema import Split, SplitLike, as_split, dense_rows
 from recnb.math.ranking import item_indices, rank
 from recnb.math.similarity import all_vs_all, normalise_rows
-from recnb.models.base import ItemVectors, Users, as_user_tensor
+from recnb.models.base import ItemVectors, Users, as_user_tensor, clone_param
 from recnb.models.text_encoder import Encoder, TextEncoder, TfidfEncoder
 from recnb.data.categories import category_distribution
 from recnb.models.knn import keep_top_k_sparse
@@ -173,13 +173,15 @@ class ContentRecommender(ItemVectors):
         """Encode every item's text (cold items included) and build the item-item similarity.
 
         An encoder that learns from the corpus (one with a ``fit`` method, such as
-        :class:`TfidfEncoder`) is fitted on this split's catalogue first.
+        :class:`TfidfEncoder`) is copied and the copy fitted on this split's catalogue, so the
+        encoder passed in (a parameter) is never changed; a pretrained one is used as it is.
         """
         split = as_split(split)
         self.remember_split(split)
         texts = item_texts(split, self.text_column)
         self.encoder_ = make_encoder(self.encoder)
-        if callable(getattr(self.encoder_, "fit", None)):
+        if callable(getattr(self.encoder_, "fit", None)):  # one that learns: fit a copy, never the object passed in
+            self.encoder_ = clone_param(self.encoder_)
             self.encoder_.fit(texts)
         emb = self.encoder_.encode(texts).to(torch.float32)
         self.item_embeddings_ = normalise_rows(emb)

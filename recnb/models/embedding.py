@@ -188,8 +188,7 @@ class EmbeddingRecommender(ItemVectors, LightningRecommender):
 
     def score(self, users: Users = None) -> torch.Tensor:
         """Scores ``(len(users), n_items)``: ``E_users @ E_items.T (+ b)``, detached float32."""
-        if self.user_embedding is None:
-            raise RuntimeError("EmbeddingRecommender is not fitted yet: call .fit(split) first")
+        self._check_fitted()  # tables built from sizes alone (type(m)(**m.get_params())) are not a fitted model
         u = as_user_tensor(users, self.user_embedding.num_embeddings)
         with torch.no_grad():
             s = self.user_embedding(u) @ self.item_embedding.weight.T

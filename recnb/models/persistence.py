@@ -50,17 +50,21 @@ ARRAYS = "arrays.npz"
 TAGS = ("__tuple__", "__dict__", "__array__", "__list__", "__sparse__", "__path__", "__recommender__", "__object__")
 
 
+#: the packages a saved model's class may come from: importing them runs no program (unlike ``recnb.__main__``)
+LOADABLE_PACKAGES = ("recnb.models.", "recnb.studies.", "recnb.search.")
+
+
 def class_path(cls: type) -> str:
     """``module:qualname`` of a class, as ``model.json`` names it."""
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def resolve_class(path: str, where: str = "") -> type:
-    """The class named ``module:qualname``, imported only if ``module`` is ``recnb`` or under ``recnb.``."""
+    """The class named ``module:qualname``, imported only if ``module`` is in :data:`LOADABLE_PACKAGES`."""
     module, _, qualname = str(path).partition(":")
-    if not qualname or not (module == "recnb" or module.startswith("recnb.")):
-        raise ValueError(f"{where or 'the file'} names the class {path!r}: only classes of the recnb package "
-                         f"(module 'recnb.…:Name') are loaded, nothing else is imported")
+    if not qualname or not module.startswith(LOADABLE_PACKAGES):
+        raise ValueError(f"{where or 'the file'} names the class {path!r}: only classes of recnb's models and studies "
+                         f"(modules {', '.join(p + '…' for p in LOADABLE_PACKAGES)}) are loaded, nothing else is imported")
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part, None)

@@ -107,7 +107,10 @@ class _ImplicitFactors(_FactorRecommender):
     """An ``implicit`` factor model: ``model_class()`` built with ``params`` (the peer's own
     hyper-parameters among the adapter's parameters), fitted on the binary CSR."""
 
-    params: dict[str, Any]
+    @property
+    def params(self) -> dict[str, Any]:
+        """The peer's own hyper-parameters: the adapter's parameters less ``seed`` and ``threads``."""
+        return {k: v for k, v in self.get_params(deep=False).items() if k not in ("seed", "threads")}
 
     def model_class(self) -> type:
         raise NotImplementedError
@@ -140,11 +143,6 @@ class ImplicitALS(_ImplicitFactors):
         self.factors, self.regularization, self.alpha, self.iterations = factors, regularization, alpha, iterations
         self.seed, self.threads = seed, threads
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-                    iterations=self.iterations)
-
     def model_class(self) -> type:
         from implicit.als import AlternatingLeastSquares
 
@@ -167,11 +165,6 @@ class ImplicitBPR(_ImplicitFactors):
         self.factors, self.learning_rate, self.regularization, self.iterations = (factors, learning_rate,
                                                                                   regularization, iterations)
         self.seed, self.threads = seed, threads
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(factors=self.factors, learning_rate=self.learning_rate, regularization=self.regularization,
-                    iterations=self.iterations)
 
     def model_class(self) -> type:
         from implicit.bpr import BayesianPersonalizedRanking

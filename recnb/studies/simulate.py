@@ -650,21 +650,3 @@ def compare_loops(frame: pd.DataFrame, a: str, b: str, column: str, round_: int 
     paired = paired_bootstrap(va.to_numpy(), vb.to_numpy(), confidence=confidence)
     return {"difference": paired.mean_diff, "low": paired.low, "high": paired.high,
             "wins": float((va.to_numpy() > vb.to_numpy()).sum()), "seeds": float(len(va))}
-
-
-def describe_comparison(comparison: dict[str, float], column: str) -> str:
-    """A :func:`compare_loops` result in words, saying no more than it shows.
-
-    "higher at every seed" only when the interval excludes 0 *and* every seed agrees; "no
-    difference beyond the seed-to-seed spread" when the interval contains 0; otherwise "higher on
-    average, but not at every seed". The numbers follow in brackets.
-    """
-    d, low, high, wins, n = (comparison[key] for key in ("difference", "low", "high", "wins", "seeds"))
-    numbers = f"{column} {d:+.3f}, 95 % interval [{low:+.3f}, {high:+.3f}], higher at {wins:.0f} of {n:.0f} seeds"
-    if low <= 0 <= high:
-        return f"no difference in {column} beyond the seed-to-seed spread ({numbers})"
-    direction = "higher" if d > 0 else "lower"
-    agree = wins == n if d > 0 else wins == 0
-    if agree:
-        return f"{column} {direction} at every seed ({numbers})"
-    return f"{column} {direction} on average, but not at every seed ({numbers})"

@@ -164,8 +164,11 @@ def _generators_restored() -> Iterator[None]:
 
 
 def _logger_levels() -> dict[str, int]:
+    """Every existing logger's level, and Lightning's (NOTSET for one not created yet: the block
+    may create it, and it must not keep the level the block gave it)."""
     loggers = {name: obj for name, obj in logging.root.manager.loggerDict.items() if isinstance(obj, logging.Logger)}
-    return {"": logging.root.level} | {name: obj.level for name, obj in loggers.items()}
+    levels = {name: logging.NOTSET for name in LIGHTNING_LOGGERS}
+    return levels | {"": logging.root.level} | {name: obj.level for name, obj in loggers.items()}
 
 
 @contextmanager

@@ -252,3 +252,12 @@ def test_order_flips_by_hand():
         U.order_flips(full, sampled.drop("D"))
     with pytest.raises(ValueError, match="NaN"):
         U.order_flips(full, sampled.where(sampled.index != "B"))
+
+
+def test_describe_comparison_says_no_more_than_the_numbers():
+    base = {"difference": 0.05, "low": 0.01, "high": 0.09, "wins": 5.0, "seeds": 5.0}
+    assert U.describe_comparison(base, "coverage").startswith("coverage higher at every seed")
+    assert "not at every seed" in U.describe_comparison({**base, "wins": 4.0}, "coverage")
+    assert U.describe_comparison({**base, "low": -0.01}, "coverage").startswith("no difference in coverage")
+    lower = {"difference": -0.05, "low": -0.09, "high": -0.01, "wins": 0.0, "seeds": 5.0}
+    assert U.describe_comparison(lower, "share").startswith("share lower at every seed")

@@ -244,7 +244,9 @@ def test_knn_category_accuracy_by_hand_and_against_sklearn() -> None:
 def test_tfidf_encoder_is_refitted_on_the_split_catalogue(shop: Split) -> None:
     encoder = TfidfEncoder().fit(["words from another shop entirely"])
     model = ContentRecommender(encoder).fit(shop)
-    assert "running" in encoder.vectorizer.vocabulary_ and "shop" not in encoder.vectorizer.vocabulary_
+    # a copy is fitted on this catalogue; the encoder passed in keeps its own vocabulary
+    assert "running" in model.encoder_.vectorizer.vocabulary_ and "shop" not in model.encoder_.vectorizer.vocabulary_
+    assert "shop" in encoder.vectorizer.vocabulary_
     torch.testing.assert_close(model.item_embeddings_, TfidfEncoder().encode(shop.items_frame["text"].tolist()))
 
 

@@ -130,7 +130,8 @@ def test_an_encoder_object_is_a_parameter_cloned_by_its_own_parameters(shop):
     assert isinstance(twin.encoder, TfidfEncoder) and twin.encoder is not encoder
     assert twin.encoder.get_params() == {"min_df": 2}
     content.fit(shop.split)
-    assert not twin.encoder.fitted  # fitting the original fitted only its own encoder
+    assert not twin.encoder.fitted and not encoder.fitted  # fit fits a copy: the parameter is never changed
+    assert content.encoder_ is not encoder and content.encoder_.fitted
     assert torch.equal(twin.fit(shop.split).score(), content.score())
 
 
@@ -145,3 +146,10 @@ def test_a_clone_of_a_fitted_lightning_model_is_unfitted():
     assert copy.get_params()["n_users"] is None and copy.get_params()["embedding_dim"] == 4
     with pytest.raises(RuntimeError, match="not fitted"):
         copy.score([0])
+
+
+def test_a_model_rebuilt_from_a_fitted_models_params_is_unfitted(shop):
+    fitted = EmbeddingRecommender(embedding_dim=4, max_epochs=1, seed=0).fit(shop.split)
+    rebuilt = EmbeddingRecommender(**fitted.get_params())  # the sizes build random tables, but nothing is fitted
+    with pytest.raises(RuntimeError, match="not fitted"):
+        rebuilt.score([0])

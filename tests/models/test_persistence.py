@@ -86,12 +86,14 @@ def test_load_refuses_foreign_classes_and_wrong_types(fitted, tmp_path):
     with pytest.raises(TypeError, match="holds a PopularityRecommender, not a EASE"):
         EASE.load(folder)
     meta = json.loads((folder / "model.json").read_text())
-    for foreign in ("os:system", "collections:OrderedDict", "recnbx.evil:Model"):
+    # recnb.__main__ would run the command line, recnb.cli is not a model: neither is imported
+    for foreign in ("os:system", "collections:OrderedDict", "recnbx.evil:Model", "recnb.__main__:X", "recnb.cli:main",
+                    "recnb.data.schema:IdIndex"):
         (folder / "model.json").write_text(json.dumps({**meta, "class": foreign}))
-        with pytest.raises(ValueError, match="only classes of the recnb package"):
+        with pytest.raises(ValueError, match="only classes of recnb's models and studies"):
             base.load(folder)
-    (folder / "model.json").write_text(json.dumps({**meta, "class": "recnb.data.schema:IdIndex"}))
-    with pytest.raises(TypeError, match="IdIndex, which is not a recnb recommender"):
+    (folder / "model.json").write_text(json.dumps({**meta, "class": "recnb.models.text_encoder:TfidfEncoder"}))
+    with pytest.raises(TypeError, match="TfidfEncoder, which is not a recnb recommender"):
         base.load(folder)
     with pytest.raises(FileNotFoundError, match="holds no model.json"):
         base.load(tmp_path / "nowhere")

@@ -17,7 +17,6 @@ from recnb.studies.simulate import (
     click_probability,
     cold_start_curve,
     compare_loops,
-    describe_comparison,
     epsilon_policy,
     greedy_policy,
     mmr_policy,
@@ -300,14 +299,6 @@ def test_replicated_loops_summarised_over_seeds_by_hand():
     with pytest.raises(ValueError, match="round 7"):
         replication_table(frame, ["coverage"], round_=7)
 
-
-def test_describe_comparison_says_no_more_than_the_numbers():
-    base = {"difference": 0.05, "low": 0.01, "high": 0.09, "wins": 5.0, "seeds": 5.0}
-    assert describe_comparison(base, "coverage").startswith("coverage higher at every seed")
-    assert "not at every seed" in describe_comparison({**base, "wins": 4.0}, "coverage")
-    assert describe_comparison({**base, "low": -0.01}, "coverage").startswith("no difference in coverage")
-    lower = {"difference": -0.05, "low": -0.09, "high": -0.01, "wins": 0.0, "seeds": 5.0}
-    assert describe_comparison(lower, "share").startswith("share lower at every seed")
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.5, 1.0])

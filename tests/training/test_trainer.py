@@ -265,11 +265,11 @@ def test_the_seed_still_fixes_the_result_whatever_the_global_state():
 
 def test_recnb_model_weights_are_reproducible_and_generators_untouched(split):
     a = EmbeddingRecommender(embedding_dim=4, max_epochs=2, batch_size=64).fit(split)
-    state = torch.get_rng_state()
     torch.rand(5)
+    state = torch.get_rng_state()  # the caller's generator, after a draw of its own
     b = EmbeddingRecommender(embedding_dim=4, max_epochs=2, batch_size=64).fit(split)
     assert torch.equal(a.user_embedding.weight, b.user_embedding.weight)
-    assert not torch.equal(state, torch.get_rng_state())  # the caller's draw stays drawn: nothing reseeded it
+    assert torch.equal(state, torch.get_rng_state())  # the fit neither reseeded nor advanced it
 
 
 def test_scoped_fit_state_restores_when_the_block_raises():
@@ -284,3 +284,18 @@ def test_scoped_fit_state_restores_when_the_block_raises():
     assert _differences(before, _state()) == []
     with pytest.raises(ValueError, match="seed must be an integer"):
         make_trainer(1, seed=-1)
+
+
+def test_a_logger_created_inside_the_scope_is_not_left_quiet():
+    """quiet_lightning creates Lightning's loggers if they do not exist yet; the scope must not
+    leave them at ERROR (they existed nowhere before, so they go back to NOTSET)."""
+    manager = logging.root.manager
+    saved = {n: manager.loggerDict.pop(n) for n in LIGHTNING_LOGGERS if n in manager.loggerDict}
+    try:
+        with scoped_fit_state():
+            assert logging.getLogger("lightning.pytorch").level == logging.ERROR
+        assert {n: logging.getLogger(n).level for n in LIGHTNING_LOGGERS} == dict.fromkeys(LIGHTNING_LOGGERS, logging.NOTSET)
+    finally:
+        for n in LIGHTNING_LOGGERS:
+            manager.loggerDict.pop(n, None)
+        manager.loggerDict.update(saved)
