@@ -39,7 +39,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from recnb.data.schema import ITEM, USER, Split
+from recnb.data.schema import ITEM, USER, Split, SplitLike, as_split
 from recnb.evaluation import evaluate_per_user
 from recnb.models.base import Recommender, Users, as_user_tensor
 from recnb.data.categories import category_distribution
@@ -115,7 +115,8 @@ class _ImplicitFactors(_FactorRecommender):
     def model_class(self) -> type:
         raise NotImplementedError
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         self.remember_split(split)
         with thread_limit(self.threads):  # implicit checks the BLAS pool when the model is built
             model = self.model_class()(**self.params, random_state=self.seed, num_threads=self.threads)
@@ -186,7 +187,8 @@ class ImplicitItemCosine(Recommender):
         self.neighbours, self.threads = neighbours, threads
         self.similarity_: sp.csr_matrix | None = None
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         from implicit.nearest_neighbours import CosineRecommender
 
         self.remember_split(split)
@@ -256,7 +258,8 @@ class CornacBPR(_FactorRecommender):
         return dict(k=self.factors, max_iter=self.iterations, learning_rate=self.learning_rate,
                     lambda_reg=self.regularization)
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         from cornac.models import BPR
 
         self.remember_split(split)
@@ -301,7 +304,8 @@ class CornacEASE(Recommender):
             raise ValueError(f"l2 must be positive, got {l2}")
         self.l2, self.positive_only, self.seed, self.threads = float(l2), positive_only, seed, threads
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         from cornac.models import EASE
 
         self.remember_split(split)

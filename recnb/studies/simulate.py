@@ -38,7 +38,8 @@ from tqdm.auto import tqdm
 from recnb.policies.bandits import BanditRun, Policy, cumulative_regret
 from recnb.data import synthetic
 from recnb.data.analysis import gini
-from recnb.data.schema import EVENT, ITEM, ITEM_IDX, RATING, SESSION, TIME, USER, USER_IDX, Split, dense_rows
+from recnb.data.schema import (EVENT, ITEM, ITEM_IDX, RATING, SESSION, TIME, USER, USER_IDX, Split, SplitLike, as_split,
+                               dense_rows)
 from recnb.math.ranking import PAD, rank
 from recnb.evaluation import catalogue_coverage, evaluate, exposure_gini, mean_jaccard, ndcg_at_k
 from recnb.evaluation.uncertainty import bootstrap_ci, paired_bootstrap
@@ -283,7 +284,8 @@ class OnboardingRecommender(Recommender):
         if self.picks.ndim != 2 or self.item_category.max() >= self.picks.shape[1]:
             raise ValueError(f"picks must be (n_users, C) covering every category code; got shape {tuple(self.picks.shape)}")
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         if self.picks.shape[0] != split.n_users or len(self.item_category) != split.n_items:
             raise ValueError(f"picks {tuple(self.picks.shape)} and item_category ({len(self.item_category)},) must "
                              f"cover the split's {split.n_users} users and {split.n_items} items")

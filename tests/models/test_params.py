@@ -153,3 +153,20 @@ def test_a_model_rebuilt_from_a_fitted_models_params_is_unfitted(shop):
     rebuilt = EmbeddingRecommender(**fitted.get_params())  # the sizes build random tables, but nothing is fitted
     with pytest.raises(RuntimeError, match="not fitted"):
         rebuilt.score([0])
+
+
+# a bare matrix has no item texts (the content models refuse it, tests/models/test_candidates.py) and
+# no shop truth (the oracles read the truth by the split's ids)
+MATRIX_FREE = [name for name in ALL if not name.startswith(("content", "hybrid", "oracle"))]
+
+
+@pytest.mark.parametrize("name", MATRIX_FREE)
+def test_every_recommender_fits_a_sparse_matrix(name, shop):
+    """fit(csr) is fit(Split.from_matrix(csr)), for every class, studies' recommenders and peers included."""
+    from recnb.data.schema import Split
+
+    csr = shop.split.train_csr()
+    on_matrix = make(name, shop).fit(csr)
+    on_split = make(name, shop).fit(Split.from_matrix(csr))
+    assert on_matrix.n_users_ == shop.split.n_users and on_matrix.n_items_ == shop.split.n_items
+    torch.testing.assert_close(on_matrix.score([0, 1, 2]), on_split.score([0, 1, 2]))

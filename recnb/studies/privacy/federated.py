@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from recnb.data.sampling import PositiveSet, sample_negatives
-from recnb.data.schema import ITEM_IDX, USER_IDX, Split
+from recnb.data.schema import ITEM_IDX, USER_IDX, Split, SplitLike, as_split
 from recnb.math.losses import bpr_loss
 from recnb.models.base import Recommender, Users, as_user_tensor
 from recnb.training import torch_threads
@@ -123,12 +123,13 @@ class FedAvgRecommender(Recommender):
         V = torch.randn(n_items, self.embedding_dim, generator=g) * self.init_std
         return U, V
 
-    def fit(self, split: Split, callback: Callable[[int, FedAvgRecommender], dict[str, float]] | None = None) -> Self:
+    def fit(self, split: SplitLike, callback: Callable[[int, FedAvgRecommender], dict[str, float]] | None = None) -> Self:
         """Run ``rounds`` rounds; after each, ``callback(round, self)`` may return metrics to log.
 
         Like :func:`~recnb.training.make_trainer`, it trains on one torch thread (restored after):
         the steps are small, and one thread runs them many times faster than several contending ones.
         """
+        split = as_split(split)
         with torch_threads(1):
             return self._fit(split, callback)
 

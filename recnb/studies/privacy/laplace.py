@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recnb.data.schema import ITEM_IDX, USER_IDX, Split
+from recnb.data.schema import ITEM_IDX, USER_IDX, Split, SplitLike, as_split
 from recnb.models.base import Recommender, Users, as_user_tensor
 
 
@@ -183,7 +183,8 @@ class DPPopularityRecommender(Recommender):
         """``Δ``: ``max_items_per_user``, or 1 when it is ``None`` (follows ``set_params``)."""
         return 1.0 if self.max_items_per_user is None else float(self.max_items_per_user)
 
-    def fit(self, split: Split) -> Self:
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
         self.remember_split(split)
         rng = noise_generator(self.noise_seed)  # None: fresh entropy at every fit
         counts = bounded_item_counts(split, self.max_items_per_user, seed=rng)
