@@ -139,10 +139,11 @@ def composition_table(epsilon: float, releases: Sequence[int], delta_prime: floa
 
 
 def bounded_item_counts(split: Split, max_items_per_user: int | None = None,
-                        seed: int | np.random.Generator = 0) -> np.ndarray:
+                        seed: int | np.random.Generator | None = None) -> np.ndarray:
     """Training users per item, ``(n_items,)`` float64, each user counting at most ``max_items_per_user``
-    of their distinct training items (a uniform random subset, from ``seed``: an integer or a
-    ``numpy.random.Generator``); ``None`` keeps them all.
+    of their distinct training items (a uniform random subset drawn from :func:`noise_generator`
+    ``(seed)``: fresh entropy by default, an integer or a ``numpy.random.Generator`` to reproduce
+    it); ``max_items_per_user=None`` keeps them all.
 
     Inside a DP mechanism the subsets must be drawn as secretly as the noise: the random keys are
     drawn over all pairs in order, so removing one user moves the keys of the users after it, and
@@ -152,8 +153,7 @@ def bounded_item_counts(split: Split, max_items_per_user: int | None = None,
     if max_items_per_user is not None:
         if max_items_per_user < 1:
             raise ValueError(f"max_items_per_user must be >= 1 or None, got {max_items_per_user}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        key = rng.random(len(pairs))
+        key = noise_generator(seed).random(len(pairs))
         order = np.lexsort((key, pairs[:, 0]))  # each user's pairs in random order
         users = pairs[order, 0]
         first = np.searchsorted(users, users, side="left")

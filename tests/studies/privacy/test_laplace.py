@@ -89,6 +89,10 @@ def test_bounded_counts_and_dp_popularity():
     exact = split.item_counts()
     np.testing.assert_array_equal(bounded_item_counts(split), exact)
     capped = bounded_item_counts(split, max_items_per_user=2, seed=0)
+    # the subsets are as secret as the noise: two default calls draw different ones, a seed repeats them
+    draws = [bounded_item_counts(split, max_items_per_user=1) for _ in range(2)]
+    assert not np.array_equal(*draws) and draws[0].sum() == draws[1].sum() == split.n_users - (split.user_counts() == 0).sum()
+    np.testing.assert_array_equal(capped, bounded_item_counts(split, max_items_per_user=2, seed=0))
     assert capped.sum() == np.minimum(np.asarray(split.train_csr().sum(axis=1)).ravel(), 2).sum()
     assert (capped <= exact).all()
     # huge epsilon: the noisy ranking is the exact one; the noise has scale Δ/ε
