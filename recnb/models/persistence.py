@@ -21,9 +21,11 @@ JSON can hold them, with a tag where it cannot: ``{"__tuple__": [...]}``, ``{"__
 has ``get_params`` (an encoder; an :class:`~recnb.data.schema.IdIndex` by its ``fields``). Nothing
 is pickled: no Trainer, no Split, no code.
 
-:func:`load_model` imports the class that ``model.json`` names only if its module is under
-``recnb.`` and refuses any other (and a recnb class that is no recommender), so a saved file cannot
-make the loader run foreign code.
+:func:`load_model` imports the class that ``model.json`` names only if its module is in
+:data:`LOADABLE_PACKAGES` (recnb's models, studies and search) and refuses any other (and a recnb
+class that is no recommender), so a saved file cannot make the loader run other code.
+:func:`save_model` writes into a fresh sibling folder and swaps it in at the end, so an interrupted
+save leaves the old model (or nothing), never half of one, and no stale sub-model survives.
 Lightning checkpoints carry the same fitted state (:func:`checkpoint_state` /
 :func:`state_from_checkpoint`), as tensors and plain containers that ``torch.load(weights_only=True)``
 reads (an array of strings, such as raw ids, as ``{"__list__": [...]}``).
@@ -33,6 +35,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -194,11 +198,38 @@ class _Reader:
 
 
 def save_model(model: Any, path: str | Path) -> Path:
-    """Write ``model`` (a recommender) into the folder ``path`` (created; files in it replaced). Returns it."""
+    """Write ``model`` (a recommender) as the folder ``path``, replacing a model saved there before. Returns it.
+
+    Everything is written into a fresh sibling folder first, which then takes ``path``'s place: a
+    reader sees the old model or the new one, and nothing of the old one (a sub-model's folder, say)
+    is left over. A folder that holds files but no ``model.json`` is not a saved model and is never
+    replaced.
+    """
     folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"{folder} exists and is not a folder: a model is saved as a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists():
+        if not folder.is_dir():
+            raise FileExistsError(f"{folder} exists and is not a folder: a model is saved as a folder")
+        if any(folder.iterdir()) and not (folder / META).is_file():
+            raise FileExistsError(f"{folder} holds files but no {META}: not a saved model, so save() does not replace it")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        _write(model, staging)
+        if folder.exists():
+            old = staging.with_name(staging.name + ".old")
+            folder.rename(old)
+            staging.rename(folder)
+            shutil.rmtree(old)
+        else:
+            staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def _write(model: Any, folder: Path) -> None:
+    """The files of :func:`save_model` in the (new, empty) ``folder``."""
     owner = type(model).__name__
     writer = _Writer(folder, owner)
     params = {name: writer.encode(value, f"params.{name}") for name, value in model.get_params(deep=False).items()}
@@ -218,7 +249,6 @@ def save_model(model: Any, path: str | Path) -> Path:
     }
     np.savez(folder / ARRAYS, **writer.arrays)
     (folder / META).write_text(json.dumps(meta, indent=1, allow_nan=True) + "\n")
-    return folder
 
 
 def load_model(path: str | Path, base: type | None = None) -> Any:

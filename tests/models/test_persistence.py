@@ -154,3 +154,19 @@ def test_a_loaded_model_refits_like_a_fresh_one(fitted, shop, tmp_path):
     loaded = base.load(model.save(tmp_path / "m"))
     assert torch.equal(loaded.fit(shop.split).score(), EASE(l2=50.0).fit(shop.split).score())
     assert isinstance(PopularityRecommender.load(PopularityRecommender().save(Path(tmp_path) / "p")), PopularityRecommender)
+
+
+def test_saving_over_a_model_replaces_it_whole_and_never_a_foreign_folder(fitted, tmp_path):
+    folder = tmp_path / "model"
+    fitted("hybrid").save(folder)
+    assert (folder / "cf").is_dir() and (folder / "content").is_dir()
+    fitted("popularity").save(folder)  # the hybrid's sub-model folders must not survive
+    assert sorted(p.name for p in folder.iterdir()) == ["arrays.npz", "model.json"]
+    assert type(base.load(folder)).__name__ == "PopularityRecommender"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a saved model"):
+        fitted("popularity").save(other)
+    assert (other / "todo.txt").read_text() == "mine"
