@@ -164,6 +164,22 @@ def _topk_stable(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.gather(vals, 1, order), torch.gather(cols, 1, order)
 
 
+def partition_top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Top-``k`` column indices per row, best first, by selection then a sort of the ``k``: ``(U, k)``.
+
+    ``np.argpartition`` puts the ``k`` largest of each row first in ``O(n)`` (in no order), and
+    only those ``k`` are then sorted: ``O(n + k log k)`` per row instead of a full sort's
+    ``O(n log n)``. ``scores``: ``(U, n)`` with ``1 <= k < n``. Ties among the selected items keep a
+    stable order; which of several tied items at the cut is selected is up to ``argpartition``
+    (:func:`rank` breaks such ties by the lower index).
+    """
+    s = np.asarray(scores)
+    if s.ndim != 2 or not 1 <= k < s.shape[1]:
+        raise ValueError(f"scores must be (U, n) and k must lie in 1..n-1; got shape {s.shape} and k={k}")
+    part = np.argpartition(-s, k, axis=1)[:, :k]
+    return np.take_along_axis(part, np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable"), axis=1)
+
+
 def keep_top_k_per_row(sim: torch.Tensor, k: int | None, exclude_diagonal: bool = True) -> torch.Tensor:
     """Keep each row's ``k`` largest off-diagonal entries of ``sim``; every other entry is set to 0.
 

@@ -16,7 +16,6 @@ import base64
 import io
 import json
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recnb.evaluation.uncertainty import bootstrap_ci
 from recnb.report.files import atomic_write, format_metric
 from recnb.report.html import render_page
 from recnb.report.runner import ReportError
@@ -71,20 +71,16 @@ def cell(value: Any) -> Any:
 
 def bootstrap_interval(values: Any, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
                        seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
-    """The percentile-bootstrap interval of the mean of ``values`` (``scipy.stats.bootstrap``).
+    """The percentile-bootstrap interval of the mean of ``values`` over seeds:
+    :func:`recnb.evaluation.uncertainty.bootstrap_ci` with ``method="percentile"``.
 
-    NaN, NaN for fewer than two values (there is no spread to resample).
+    NaN, NaN for fewer than two values or a non-finite one (there is no spread to resample).
     """
-    from scipy import stats
-
     x = np.asarray(values, dtype=np.float64)
     if x.size < 2 or not np.all(np.isfinite(x)):
         return math.nan, math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = stats.bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-                                 method=BOOTSTRAP_METHOD, vectorized=True, rng=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    ci = bootstrap_ci(x, n_resamples=n_resamples, confidence=confidence, seed=seed, method=BOOTSTRAP_METHOD)
+    return ci.low, ci.high
 
 
 @dataclass

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from recnb.math.ranking import PAD, Ranking, indices, item_indices, keep_top_k_per_row, rank
+from recnb.math.ranking import PAD, Ranking, indices, item_indices, keep_top_k_per_row, partition_top_k, rank
 
 
 def expected_ranking(s: np.ndarray, k: int | None, excluded: np.ndarray | None = None, threshold=None) -> np.ndarray:
@@ -261,3 +261,10 @@ def test_indices_is_the_one_check_of_index_arguments():
     with pytest.raises(ValueError, match="items holds item index 1 more than once; list each item once"):
         item_indices([1, 0, 1], 3, distinct=True)
     assert item_indices([1, 0, 1], 3).tolist() == [1, 0, 1]
+
+
+def test_partition_top_k_equals_rank_on_distinct_scores():
+    s = torch.randn(20, 300, generator=torch.Generator().manual_seed(4))  # distinct scores: no ties at the cut
+    np.testing.assert_array_equal(partition_top_k(s.numpy(), 10), rank(s, k=10).indices.numpy())
+    with pytest.raises(ValueError, match="1..n-1"):
+        partition_top_k(s.numpy(), 300)
