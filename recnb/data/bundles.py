@@ -123,12 +123,73 @@ def co_occurrence(baskets: sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray, int]
     return c, n, b.shape[0]
 
 
-def lift_matrix(baskets: sp.spmatrix) -> sp.csr_matrix:
-    """``lift(i, j) = N C_ij / (n_i n_j)`` on co-occurring pairs (CSR, zero elsewhere and on the diagonal)."""
+def lift_matrix(baskets: sp.spmatrix, min_count: int = 1) -> sp.csr_matrix:
+    """``lift(i, j) = N C_ij / (n_i n_j)`` on pairs seen together in at least ``min_count`` baskets
+    (CSR ``(n_items, n_items)``, zero elsewhere and on the diagonal).
+
+    ``min_count = 1`` keeps every co-occurring pair. A **support threshold** ``min_count = m > 1``
+    drops pairs seen together fewer than ``m`` times: a pair of two items bought once, together, has
+    the largest lift of all (``N``), on the evidence of a single basket.
+    """
+    if isinstance(min_count, bool) or not isinstance(min_count, int | np.integer) or min_count < 1:
+        raise ValueError(f"min_count must be a positive integer (baskets holding both items), got {min_count!r}")
     c, n, total = co_occurrence(baskets)
     coo = c.tocoo()
-    values = total * coo.data / (n[coo.row] * n[coo.col])
-    return sp.csr_matrix((values, (coo.row, coo.col)), shape=c.shape)
+    keep = coo.data >= min_count
+    row, col = coo.row[keep], coo.col[keep]
+    values = total * coo.data[keep] / (n[row] * n[col])
+    return sp.csr_matrix((values, (row, col)), shape=c.shape)
+
+
+def category_lift(baskets: sp.spmatrix, categories: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Lift between item *categories*: ``(L, labels)`` with ``L`` ``(C, C)`` and ``labels`` ``(C,)`` sorted.
+
+    A basket holds category ``c`` when it holds an item of ``c``; with ``N_c`` the baskets holding
+    ``c``, ``N_cd`` those holding both ``c`` and ``d`` and ``N`` baskets,
+    ``L_cd = N N_cd / (N_c N_d)`` (0 where a category never occurs). ``categories`` ``(n_items,)``
+    gives each item's label.
+    """
+    b = sp.csr_matrix(baskets, dtype=np.float64)
+    categories = np.asarray(categories)
+    if len(categories) != b.shape[1]:
+        raise ValueError(f"categories must have one label per item ({b.shape[1]}), got {len(categories)}")
+    labels, codes = np.unique(categories, return_inverse=True)
+    onehot = sp.csr_matrix((np.ones(len(codes)), (np.arange(len(codes)), codes)), shape=(len(codes), len(labels)))
+    holds = (b @ onehot).toarray() > 0  # (N, C)
+    both = holds.T.astype(np.float64) @ holds  # (C, C)
+    n_c = np.diag(both).copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lift = np.where(np.outer(n_c, n_c) > 0, b.shape[0] * both / np.outer(n_c, n_c), 0.0)
+    return lift, labels
+
+
+def category_complement_scores(baskets: sp.spmatrix, categories: Any, anchors: Any) -> torch.Tensor:
+    """The category-complement baseline: the popular items of the anchor's complementary category.
+
+    For anchor ``a`` of category ``c``, the *other* categories are ordered by category lift
+    ``L_cd`` (:func:`category_lift`, ties to the lower label; ``c`` itself comes last: a complement
+    is by definition another category), and items are ranked by that order first and, within a
+    category, by popularity ``n_j`` (baskets holding ``j``)::
+
+        score(a, j) = (C − r_c(c_j)) + n_j / (max n + 1)
+
+    with ``r_c(d) ∈ {0, ..., C − 1}`` the position of ``d`` in ``c``'s order, so the two keys never
+    mix. It needs only the anchor's category: it ranks a *new* anchor as well as a known one.
+    Returns ``(A, n_items)`` float64 scores for ``anchors`` ``(A,)`` (item indices).
+    """
+    lift, labels = category_lift(baskets, categories)
+    codes = np.searchsorted(labels, np.asarray(categories))
+    anchors = np.asarray(anchors)
+    n_c = len(labels)
+    _, n, _ = co_occurrence(baskets)
+    order = np.empty((n_c, n_c), dtype=np.int64)  # order[c, d] = position of category d for anchors of c
+    for c in range(n_c):
+        key = lift[c].copy()
+        key[c] = -np.inf
+        order[c, np.argsort(-key, kind="stable")] = np.arange(n_c)
+    popularity = n / (n.max() + 1.0)
+    scores = (n_c - order[codes[anchors]][:, codes]) + popularity[None, :]
+    return torch.as_tensor(scores, dtype=torch.float64)
 
 
 def shop_partners(baskets: sp.spmatrix, item_category: np.ndarray, complement: np.ndarray) -> sp.csr_matrix:

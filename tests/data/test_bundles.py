@@ -12,6 +12,8 @@ import torch
 
 from recnb.data.bundles import (
     bundle_task,
+    category_complement_scores,
+    category_lift,
     co_occurrence,
     evaluate_bundles,
     lift_matrix,
@@ -86,6 +88,51 @@ def test_lift_matches_a_direct_count():
         assert c[i, j] == both
         expected = 40 * both / (n[i] * n[j]) if both else 0.0
         assert lift[i, j] == pytest.approx(expected) and lift[j, i] == pytest.approx(expected)
+
+
+def test_support_threshold_drops_rare_pairs_and_keeps_the_rest():
+    rng = np.random.default_rng(5)
+    dense = (rng.random((60, 8)) < 0.2).astype(np.float32)
+    c, _, _ = co_occurrence(sp.csr_matrix(dense))
+    full = lift_matrix(sp.csr_matrix(dense)).toarray()
+    for m in (3, 5):
+        thresholded = lift_matrix(sp.csr_matrix(dense), min_count=m).toarray()
+        kept = c.toarray() >= m
+        np.testing.assert_allclose(thresholded[kept], full[kept])
+        assert not thresholded[~kept].any()
+        assert kept.any() and (~kept & (c.toarray() > 0)).any()  # the threshold bites on this draw
+    with pytest.raises(ValueError, match="min_count"):
+        lift_matrix(sp.csr_matrix(dense), min_count=0)
+
+
+def test_category_lift_by_hand():
+    # items 0,1 in category "a", 2 in "b", 3 in "c"; baskets: {0,2}, {1,2}, {3}, {0,1}
+    dense = np.array([[1, 0, 1, 0], [0, 1, 1, 0], [0, 0, 0, 1], [1, 1, 0, 0]], np.float32)
+    lift, labels = category_lift(sp.csr_matrix(dense), ["a", "a", "b", "c"])
+    assert labels.tolist() == ["a", "b", "c"]
+    # N = 4; N_a = 3 baskets hold an a-item, N_b = 2, N_c = 1; N_ab = 2, N_ac = 0, N_bc = 0
+    assert lift[0, 1] == pytest.approx(4 * 2 / (3 * 2)) and lift[1, 0] == pytest.approx(lift[0, 1])
+    assert lift[0, 2] == 0 and lift[1, 2] == 0
+    assert lift[0, 0] == pytest.approx(4 * 3 / (3 * 3)) and lift[2, 2] == pytest.approx(4.0)
+
+
+def test_category_complement_ranks_the_complement_category_by_popularity():
+    # categories x (items 0, 1), y (items 2, 3, 4), z (item 5); x goes with y, never with z
+    dense = np.array([
+        [1, 0, 1, 0, 0, 0], [1, 0, 0, 1, 0, 0], [0, 1, 0, 1, 0, 0], [0, 1, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 1], [1, 1, 0, 0, 0, 0],
+    ], np.float32)
+    cats = ["x", "x", "y", "y", "y", "z"]
+    scores = category_complement_scores(sp.csr_matrix(dense), cats, [0, 5]).numpy()
+    # anchor 0 (x): y first (lift > 0), by popularity 3 (3 baskets) > 2 (1) = 4 (1, lower index first),
+    # then z, then x itself last
+    order = np.argsort(-scores[0], kind="stable").tolist()
+    assert order[:3] == [3, 2, 4] and order[3] == 5 and set(order[4:]) == {0, 1}
+    # anchor 5 (z): y (one basket with z) before x (never with z), z itself last
+    order5 = np.argsort(-scores[1], kind="stable").tolist()
+    assert order5[:3] == [3, 2, 4] and set(order5[3:5]) == {0, 1} and order5[5] == 5
+    # the score is lexicographic: category position first, popularity only within a category
+    assert scores[0, 4] > scores[0, 5] + 0.5
 
 
 def test_lift_partners_need_support_and_lift():
