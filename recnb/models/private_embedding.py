@@ -4,8 +4,10 @@ for the ``(ε, δ)`` it buys).
 
 **The privacy unit is one training interaction** ``(u, i)`` (one example = the pair with its
 ``n_negatives`` sampled items): the guarantee covers adding or removing one interaction. A user
-with ``n`` interactions is protected at level ``n ε`` at most (group privacy); user-level DP needs
-each user's contribution bounded as a whole. The released model contains the user vectors too.
+with ``n`` interactions is a group of ``n``, protected only at ``(nε, n e^{(n-1)ε} δ)``
+(:func:`recnb.studies.privacy.laplace.group_privacy`; the ``δ`` term grows exponentially, so for a
+few dozen interactions it promises nothing); user-level DP needs each user's contribution bounded
+as a whole. The released model contains the user vectors too.
 
 Each step (Lightning manual optimisation, ``automatic_optimization = False``):
 

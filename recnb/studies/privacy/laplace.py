@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import gammaln, logsumexp
 
 from recnb.data.schema import ITEM_IDX, USER_IDX, Split, SplitLike, as_split
 from recnb.models.base import Recommender, Users, as_user_tensor
@@ -101,6 +102,44 @@ def advanced_composition(epsilon: float, k: int, delta_prime: float, delta: floa
     return eps, k * delta + delta_prime
 
 
+def optimal_composition_delta(epsilon: float, k: int, epsilon_total: float) -> float:
+    """The smallest ``δ`` for which *every* composition of ``k`` ``ε``-DP mechanisms is
+    ``(ε_total, δ)``-DP (Kairouz, Oh & Viswanath 2015, Theorem 3.3; ``k``-fold randomised response
+    attains it):
+
+    .. math::  δ = \\frac{1}{(1 + e^ε)^k} \\sum_{i=0}^{k} \\binom{k}{i}
+               \\left[e^{(k-i)ε} - e^{ε_{total}} e^{iε}\\right]_+ ,
+
+    summed in log space (``k`` in the thousands does not overflow).
+    """
+    if not epsilon > 0 or k < 1:
+        raise ValueError(f"epsilon must be > 0 and k >= 1, got epsilon={epsilon}, k={k}")
+    i = np.arange(k + 1)
+    gap = (k - 2 * i) * epsilon - epsilon_total  # the term is positive where (k - 2i) ε > ε_total
+    keep = gap > 0
+    if not keep.any():
+        return 0.0
+    i, gap = i[keep], gap[keep]
+    log_binom = gammaln(k + 1) - gammaln(i + 1) - gammaln(k - i + 1)
+    log_terms = log_binom + (k - i) * epsilon + np.log(-np.expm1(-gap)) - k * np.logaddexp(0.0, epsilon)
+    return float(np.exp(logsumexp(log_terms)))
+
+
+def optimal_composition(epsilon: float, k: int, delta_prime: float, tol: float = 1e-9) -> float:
+    """The smallest ``ε_total`` with :func:`optimal_composition_delta` ``<= δ'``: the exact privacy of
+    ``k`` ``ε``-DP releases at ``δ'``, which every valid bound (basic, advanced) lies above. Bisection
+    on ``[0, kε]`` (``δ`` falls as ``ε_total`` grows; at ``kε`` it is 0) to ``tol``."""
+    if not 0 < delta_prime < 1:
+        raise ValueError(f"delta_prime must lie in (0, 1), got {delta_prime}")
+    low, high = 0.0, k * epsilon
+    if optimal_composition_delta(epsilon, k, low) <= delta_prime:
+        return low
+    while high - low > tol * max(1.0, high):
+        mid = (low + high) / 2
+        low, high = (low, mid) if optimal_composition_delta(epsilon, k, mid) <= delta_prime else (mid, high)
+    return high
+
+
 def composition_crossover(epsilon: float, delta_prime: float) -> int:
     """The smallest number of releases ``k`` at which :func:`advanced_composition` of ``k``
     ``ε``-DP releases gives a smaller ``ε'`` than :func:`basic_composition`'s ``kε``.
@@ -127,15 +166,69 @@ def composition_crossover(epsilon: float, delta_prime: float) -> int:
 def composition_table(epsilon: float, releases: Sequence[int], delta_prime: float) -> pd.DataFrame:
     """The total budget of ``k`` releases of ``ε`` each, for each ``k`` in ``releases``: one row per
     ``k`` (index ``releases``) with ``basic ε`` (:func:`basic_composition`), ``advanced ε`` and
-    ``advanced δ`` (:func:`advanced_composition` at ``δ'`` = ``delta_prime``)."""
+    ``advanced δ`` (:func:`advanced_composition` at ``δ'`` = ``delta_prime``), ``optimal ε``
+    (:func:`optimal_composition` at ``δ'``), and ``√ term only`` -- the advanced bound without its
+    linear term ``kε(e^ε - 1)``, which is *not* a bound: where it falls below ``optimal ε`` some
+    composition of ``k`` ``ε``-DP releases is provably less private than it claims."""
     if len(releases) == 0:
         raise ValueError("releases must list at least one number of releases")
     rows = []
     for k in releases:
         adv, adv_delta = advanced_composition(epsilon, k, delta_prime)
         rows.append({"releases": k, "basic ε": basic_composition([epsilon] * k)[0], "advanced ε": adv,
-                     "advanced δ": adv_delta})
+                     "advanced δ": adv_delta, "optimal ε": optimal_composition(epsilon, k, delta_prime),
+                     "√ term only": math.sqrt(2 * k * math.log(1 / delta_prime)) * epsilon})
     return pd.DataFrame(rows).set_index("releases")
+
+
+def group_privacy(epsilon: float, delta: float, group_size: int) -> tuple[float, float]:
+    """The guarantee an ``(ε, δ)``-DP mechanism gives a group of ``n`` = ``group_size`` records
+    (data sets that differ in ``n`` rows; for instance one user's ``n`` interactions under
+    interaction-level DP): ``(nε, n e^{(n-1)ε} δ)``.
+
+    Chaining ``P[M(D_0) ∈ S] <= e^ε P[M(D_1) ∈ S] + δ`` along ``D_0, ..., D_n`` gives
+    ``e^{nε} P[M(D_n) ∈ S] + δ Σ_{j<n} e^{jε}``, and ``Σ_{j<n} e^{jε} <= n e^{(n-1)ε}``. The ``δ``
+    term grows exponentially in ``n``: for a few dozen records and ``ε`` near 1 it exceeds 1, and the
+    guarantee says nothing."""
+    if epsilon < 0 or not 0 <= delta <= 1 or group_size < 1:
+        raise ValueError(f"need epsilon >= 0, 0 <= delta <= 1 and group_size >= 1, got {epsilon}, {delta}, {group_size}")
+    n = group_size
+    return n * epsilon, n * math.exp((n - 1) * epsilon) * delta
+
+
+def rating_sum_sensitivity(n_released_items: int, max_items_per_user: int | None = None,
+                           max_rating: float = 5.0) -> float:
+    """L1 sensitivity of the per-item rating sums of ``n_released_items`` items when one *user* is
+    added or removed, ratings in ``[0, max_rating]``: each user rates an item at most once, so at most
+    ``min(m, n_released_items)`` sums move, each by at most ``max_rating``:
+    ``Δ = max_rating · min(m, n_released_items)`` (``m`` = ``max_items_per_user``, ``None``: no cap)."""
+    if n_released_items < 1 or not max_rating > 0:
+        raise ValueError(f"need n_released_items >= 1 and max_rating > 0, got {n_released_items}, {max_rating}")
+    if max_items_per_user is not None and max_items_per_user < 1:
+        raise ValueError(f"max_items_per_user must be >= 1 or None, got {max_items_per_user}")
+    touched = n_released_items if max_items_per_user is None else min(max_items_per_user, n_released_items)
+    return float(max_rating * touched)
+
+
+def rating_sums(ratings: pd.DataFrame, items: Sequence[Any], max_items_per_user: int | None = None,
+                seed: int | np.random.Generator | None = None) -> pd.Series:
+    """Sum of the ratings of each item in ``items`` (a Series indexed by ``items``, 0 for an unrated
+    one), each user contributing at most ``max_items_per_user`` of their ratings *among these items*
+    (a uniform random subset from :func:`noise_generator` ``(seed)``; ``None``: no cap), so that
+    :func:`rating_sum_sensitivity` bounds how far one user moves them. ``ratings``:
+    ``user_id, item_id, rating``, one rating per user and item."""
+    missing = [c for c in ("user_id", "item_id", "rating") if c not in ratings.columns]
+    if missing:
+        raise KeyError(f"ratings lacks column(s) {missing}; expected user_id, item_id, rating")
+    chosen = ratings[ratings["item_id"].isin(list(items))]
+    if chosen.duplicated(["user_id", "item_id"]).any():
+        raise ValueError("ratings must hold at most one rating per (user_id, item_id)")
+    if max_items_per_user is not None:
+        if max_items_per_user < 1:
+            raise ValueError(f"max_items_per_user must be >= 1 or None, got {max_items_per_user}")
+        chosen = chosen.assign(_key=noise_generator(seed).random(len(chosen))).sort_values(["user_id", "_key"])
+        chosen = chosen[chosen.groupby("user_id").cumcount() < max_items_per_user]
+    return chosen.groupby("item_id")["rating"].sum().reindex(list(items), fill_value=0).astype(np.float64)
 
 
 def bounded_item_counts(split: Split, max_items_per_user: int | None = None,

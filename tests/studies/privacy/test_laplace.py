@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recnb.data.splits import random_holdout
@@ -8,7 +9,8 @@ from recnb.data.synthetic import make_shop
 from recnb.evaluation import evaluate
 from recnb.studies.privacy.laplace import (DPPopularityRecommender, advanced_composition, basic_composition,
                                            bounded_item_counts, composition_crossover, composition_table,
-                                           laplace_mechanism)
+                                           group_privacy, laplace_mechanism, optimal_composition,
+                                           optimal_composition_delta, rating_sum_sensitivity, rating_sums)
 
 
 @pytest.mark.parametrize("epsilon, sensitivity", [(0.5, 1.0), (2.0, 3.0)])
@@ -116,3 +118,90 @@ def test_dp_popularity_draws_fresh_noise_unless_given_a_noise_seed():
     rng = np.random.default_rng(7)
     by_hand = laplace_mechanism(bounded_item_counts(split, 3, seed=rng), 1.0, 3.0, rng)
     np.testing.assert_allclose(fixed[0].numpy(), by_hand.astype(np.float32))
+
+
+def randomised_response_delta(epsilon, k, epsilon_total):
+    """Brute force: the hockey-stick divergence of k-fold randomised response (answer truthfully with
+    probability e^ε / (1 + e^ε)) over all 2^k output sequences, between the two neighbouring inputs."""
+    import itertools
+    p = math.exp(epsilon) / (1 + math.exp(epsilon))
+    total = 0.0
+    for outputs in itertools.product((0, 1), repeat=k):
+        truthful = sum(outputs)  # outputs that match input 1 (and not input 0)
+        p1 = p**truthful * (1 - p) ** (k - truthful)
+        p0 = (1 - p) ** truthful * p ** (k - truthful)
+        total += max(0.0, p1 - math.exp(epsilon_total) * p0)
+    return total
+
+
+@pytest.mark.parametrize("epsilon, k", [(0.1, 1), (0.5, 3), (1.0, 6), (0.3, 10)])
+def test_optimal_composition_delta_against_brute_force(epsilon, k):
+    for epsilon_total in (0.0, 0.5 * epsilon, epsilon, 2.5 * epsilon, k * epsilon):
+        assert optimal_composition_delta(epsilon, k, epsilon_total) == pytest.approx(
+            randomised_response_delta(epsilon, k, epsilon_total), rel=1e-10, abs=1e-15)
+    # one release: delta(eps_total) = [e^ε - e^{eps_total}]_+ / (1 + e^ε) by hand
+    assert optimal_composition_delta(epsilon, 1, 0.0) == pytest.approx(math.expm1(epsilon) / (1 + math.exp(epsilon)))
+
+
+def test_optimal_composition_lies_below_every_bound_and_the_sqrt_term_alone_is_not_a_bound():
+    for epsilon, k in ((0.1, 30), (0.1, 365), (0.5, 100), (1.0, 1000)):
+        opt = optimal_composition(epsilon, k, 1e-6)
+        assert optimal_composition_delta(epsilon, k, opt) <= 1e-6 < optimal_composition_delta(epsilon, k, opt * (1 - 1e-6))
+        assert opt <= advanced_composition(epsilon, k, 1e-6)[0] and opt <= k * epsilon
+    # the advanced bound without k ε (e^ε - 1) claims less than what randomised response provably leaks
+    table = composition_table(0.1, [30, 365], 1e-6)
+    assert table.loc[365, "√ term only"] < table.loc[365, "optimal ε"]
+    assert (table["optimal ε"] <= table[["basic ε", "advanced ε"]].min(axis=1)).all()
+
+
+def test_group_privacy_by_chaining_the_definition():
+    epsilon, delta = 0.5, 1e-6
+    # chain P0 <= e^ε P1 + δ n times: (nε, δ Σ_{j<n} e^{jε}), which the stated bound covers
+    eps_chain, delta_chain = 0.0, 0.0
+    for n in range(1, 12):
+        delta_chain = delta_chain * math.exp(epsilon) + delta
+        eps_chain += epsilon
+        eps_n, delta_n = group_privacy(epsilon, delta, n)
+        assert eps_n == pytest.approx(eps_chain) and delta_chain <= delta_n * (1 + 1e-12)
+        assert delta_n == pytest.approx(n * math.exp((n - 1) * epsilon) * delta)
+    assert group_privacy(epsilon, delta, 1) == (epsilon, delta)
+    # pure ε-DP (δ = 0): Laplace noise on a count, a group of n moves the count by n and the density
+    # ratio by exactly e^{nε}
+    scale = 1 / epsilon
+    x = np.linspace(-20, 20, 401)
+    for n in (1, 3, 7):
+        ratio = np.exp(-np.abs(x) / scale) / np.exp(-np.abs(x - n) / scale)
+        assert ratio.max() == pytest.approx(math.exp(group_privacy(epsilon, 0.0, n)[0]))
+    with pytest.raises(ValueError, match="group_size"):
+        group_privacy(1.0, 1e-5, 0)
+
+
+def test_rating_sums_sensitivity_by_removing_each_user():
+    rng = np.random.default_rng(4)
+    ratings = pd.DataFrame({"user_id": rng.integers(0, 30, 400), "item_id": rng.integers(0, 12, 400),
+                            "rating": rng.integers(1, 6, 400).astype(float)}).drop_duplicates(["user_id", "item_id"])
+    ratings = pd.concat([ratings, pd.DataFrame({"user_id": 99, "item_id": range(12), "rating": 5.0})])  # a 5-star fan
+    for items, cap in (([0, 1, 2, 3, 4], None), ([0, 1, 2, 3, 4], 2), (list(range(12)), 3), (list(range(12)), None)):
+        delta = rating_sum_sensitivity(len(items), cap)
+        full = rating_sums(ratings, items, cap, seed=0)
+        worst = 0.0
+        for user in ratings["user_id"].unique():
+            mine = rating_sums(ratings[ratings["user_id"] == user], items, cap, seed=0)  # one user's capped part
+            assert (mine > 0).sum() <= (len(items) if cap is None else cap) and mine.abs().sum() <= delta
+            if cap is None:  # uncapped sums add up user by user: removing one moves them by exactly `mine`
+                without = rating_sums(ratings[ratings["user_id"] != user], items)
+                assert np.allclose(full - without, mine)
+            worst = max(worst, float(mine.abs().sum()))
+        assert worst == delta  # the 5-star fan reaches it
+        # the cap keeps min(n_u, m) of each user's ratings among the items: count them with ratings of 1
+        ones = ratings.assign(rating=1.0)
+        per_user = ones[ones["item_id"].isin(items)].groupby("user_id").size()
+        expected = per_user.sum() if cap is None else np.minimum(per_user, cap).sum()
+        assert rating_sums(ones, items, cap, seed=0).sum() == expected
+    assert rating_sum_sensitivity(5, 50) == 25.0 and rating_sum_sensitivity(1682, 50) == 250.0
+    # uncapped by hand
+    tiny = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [7, 8, 7], "rating": [4.0, 2.0, 5.0]})
+    assert rating_sums(tiny, [7, 8, 9]).tolist() == [9.0, 2.0, 0.0]
+    assert rating_sums(tiny, [7, 8], max_items_per_user=1, seed=0).sum() in (7.0, 9.0)
+    with pytest.raises(ValueError, match="one rating per"):
+        rating_sums(pd.concat([tiny, tiny]), [7])

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recnb.studies.privacy.linkage import RatingIndex, candidates, reidentification_curve
+from recnb.studies.privacy.linkage import RatingIndex, candidates, compare_adversaries, reidentification_curve
 
 DAY = pd.Timestamp("2024-01-01")
 RATINGS = pd.DataFrame({
@@ -83,3 +83,28 @@ def test_least_popular_facts_beat_most_popular_ones_on_a_long_tail():
 def test_curve_rejects_an_unknown_fact_rule():
     with pytest.raises(ValueError, match="facts must be one of"):
         reidentification_curve(RATINGS, [1], facts="rarest")
+
+
+def test_adversaries_compared_on_the_same_facts():
+    rng = np.random.default_rng(2)
+    r = pd.DataFrame({"user_id": rng.integers(0, 60, 1500), "item_id": rng.integers(0, 40, 1500),
+                      "rating": rng.integers(1, 6, 1500),
+                      "timestamp": DAY + pd.to_timedelta(rng.integers(0, 200, 1500), unit="D")}).drop_duplicates(["user_id", "item_id"])
+    adversaries = {"exact": {}, "±1": {"rating_tolerance": 1}, "date": {"days_tolerance": 10},
+                   "±1, date": {"rating_tolerance": 1, "days_tolerance": 10}}
+    table = compare_adversaries(r, [1, 2, 3], adversaries, seeds=[0, 1, 2], n_targets=15)
+    assert len(table) == 3 * 4 * 3
+    wide = table.set_index(["seed", "known_ratings", "adversary"])
+    # same targets, same facts: widening the rating match only adds candidates, knowing the date only removes them
+    for looser, tighter in (("±1", "exact"), ("±1, date", "date"), ("exact", "date"), ("±1", "±1, date")):
+        assert (wide.xs(looser, level="adversary")["mean_candidates"]
+                >= wide.xs(tighter, level="adversary")["mean_candidates"]).all()
+        assert (wide.xs(looser, level="adversary")["reidentified"]
+                <= wide.xs(tighter, level="adversary")["reidentified"]).all()
+    # each adversary's rows are the single-adversary curve of that seed
+    for seed in (0, 2):
+        curve = reidentification_curve(r, [1, 2, 3], n_targets=15, seed=seed, rating_tolerance=1, days_tolerance=10)
+        got = table[(table.seed == seed) & (table.adversary == "±1, date")].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[curve.columns], curve)
+    with pytest.raises(ValueError, match="at least one seed"):
+        compare_adversaries(r, [1], adversaries, seeds=[])
