@@ -296,16 +296,23 @@ def holdout_validation(split: Split, ratio: float = 0.2, seed: int = 0, method: 
                    name=f"{split.name} | validation {method} {ratio:g}")
 
 
-def hold_out_items(split: Split, share: float = 0.1, seed: int = 0) -> tuple[Split, np.ndarray]:
+def hold_out_items(split: Split, share: float = 0.1, seed: int = 0,
+                   among: np.ndarray | None = None) -> tuple[Split, np.ndarray]:
     """Make a random ``share`` of the items *new*: all their training rows move to test.
 
     Returns ``(split_with_new_items, new_items)``. CF has no interaction with a new item, so it
     cannot score it; content can, from the item's text. Users whose training rows all move lose
-    their history (they become cold users).
+    their history (they become cold users). ``among``: draw the ``share`` from these item indices
+    only (e.g. the items with training rows, for a validation split whose own new items must have
+    something to hold out); default every item.
     """
     _check_ratio("share", share)
     rng = np.random.default_rng(check_seed(seed))
-    new_items = np.sort(rng.choice(split.n_items, size=max(1, round(share * split.n_items)), replace=False))
+    pool = np.arange(split.n_items) if among is None else np.unique(np.asarray(among, dtype=np.int64))
+    if len(pool) == 0 or pool[0] < 0 or pool[-1] >= split.n_items:
+        raise ValueError(f"among must hold item indices in 0..{split.n_items - 1}, got {len(pool)} values"
+                         + (f" from {pool[0]} to {pool[-1]}" if len(pool) else ""))
+    new_items = np.sort(rng.choice(pool, size=max(1, round(share * len(pool))), replace=False))
     moved = split.train[ITEM_IDX].isin(new_items)
     test = pd.concat([split.test, split.train[moved]], ignore_index=True)
     return replace(split, train=split.train[~moved].reset_index(drop=True), test=test,

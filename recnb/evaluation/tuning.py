@@ -83,6 +83,7 @@ def tune(
     n_trials: int | None = None,
     seed: int = 0,
     users: np.ndarray | list[int] | None = None,
+    items: np.ndarray | list[int] | None = None,
 ) -> TuneResult:
     """Search ``space`` for the parameters of ``model`` maximising ``metric@k`` on ``validation_split``.
 
@@ -91,7 +92,9 @@ def tune(
     excludes the validation pairs). ``space``: parameter name -> list of values (or, for
     ``search="random"``, a ``scipy.stats`` distribution). ``search``: ``"grid"``, ``"random"`` (needs
     ``n_trials``, seeded by ``seed``) or ``"tpe"`` (Optuna, if installed). ``users``: score only these
-    users (e.g. one segment; default every validation user with a held-out item). Returns a
+    users (e.g. one segment; default every validation user with a held-out item). ``items``: a
+    shelf for :func:`~recnb.evaluation.protocol.evaluate` (e.g. the items listed when the
+    validation data was logged, leaving out items that arrive only later). Returns a
     :class:`TuneResult`; see the module docstring.
     """
     if search not in SEARCHES:
@@ -116,7 +119,7 @@ def tune(
         start = time.perf_counter()
         trial.fit(train_split)
         fit_s = time.perf_counter() - start
-        out = evaluate(trial, validation_split, k=k, users=users, metrics=(metric,))
+        out = evaluate(trial, validation_split, k=k, users=users, metrics=(metric,), items=items)
         return {**params, "value": out[f"{metric}@{k}"], "users": int(out["users"]), "fit_s": fit_s}
 
     if search == "tpe":

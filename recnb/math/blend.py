@@ -3,10 +3,16 @@
 Document 001 §4.2.3 blends raw scores. Collaborative and content scores live on different scales
 (a dot product can be 40, a cosine at most 1), so the raw blend is dominated by one side; each
 user's row is normalised first (:func:`normalise`).
+
+One ``α`` for every item buries items nobody has bought (CF scores them 0), so ``α`` may also be
+one weight per item, from the item's support ``n_i`` (training interactions):
+:func:`support_alpha` (``n_i / (n_i + β)``), :func:`switch_alpha` (``1[n_i ≥ t]``) and
+:func:`logistic_alpha` (``σ(w log(1 + n_i) + b)``, learnt by :class:`recnb.models.hybrid.LearnedBlend`).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 METHODS = ("none", "minmax", "zscore", "rank")
@@ -60,15 +66,60 @@ def _mean_ranks(scores: torch.Tensor) -> torch.Tensor:
 _normalise = normalise  # blend's keyword argument shadows the function's name
 
 
-def blend(s_cf: torch.Tensor, s_cb: torch.Tensor, alpha: float, normalise: str = "minmax") -> torch.Tensor:
+def blend(s_cf: torch.Tensor, s_cb: torch.Tensor, alpha: float | torch.Tensor, normalise: str = "minmax") -> torch.Tensor:
     """``α · norm(s_cf) + (1 - α) · norm(s_cb)``, both ``(U, N)``, normalised per user.
 
-    ``alpha`` must lie in [0, 1]; ``normalise`` is a :func:`normalise` method.
+    ``alpha``: one weight in [0, 1], or a ``(N,)`` tensor of per-item weights ``α_i`` in [0, 1]
+    (:func:`support_alpha`, :func:`switch_alpha`, :func:`logistic_alpha`), the same for every user.
+    ``normalise`` is a :func:`normalise` method.
     """
-    if not 0.0 <= float(alpha) <= 1.0:
+    if isinstance(alpha, torch.Tensor):
+        if alpha.shape != (s_cf.shape[-1],):
+            raise ValueError(f"a per-item alpha must have shape (n_items,) = ({s_cf.shape[-1]},), got {tuple(alpha.shape)}")
+        if not bool(((alpha >= 0) & (alpha <= 1)).all()):
+            raise ValueError("every per-item alpha must lie in [0, 1]")
+    elif not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     if s_cf.shape != s_cb.shape:
         raise ValueError(
             f"s_cf and s_cb must have the same shape (n_users, n_items), got s_cf {tuple(s_cf.shape)} and s_cb {tuple(s_cb.shape)}"
         )
     return alpha * _normalise(s_cf, normalise) + (1 - alpha) * _normalise(s_cb, normalise)
+
+
+def _counts(counts: torch.Tensor | np.ndarray) -> torch.Tensor:
+    n = torch.as_tensor(np.asarray(counts), dtype=torch.float64) if not isinstance(counts, torch.Tensor) else counts.double()
+    if n.ndim != 1 or not bool((n >= 0).all()):
+        raise ValueError(f"counts must be a 1-D array of non-negative training interactions per item, got shape {tuple(n.shape)}")
+    return n
+
+
+def support_alpha(counts: torch.Tensor | np.ndarray, beta: float) -> torch.Tensor:
+    """Per-item CF weight from the item's support: ``α_i = n_i / (n_i + β)``, ``(N,)`` float32.
+
+    ``counts``: ``n_i``, the item's training interactions ``(N,)``; ``beta > 0``: the support at
+    which CF and content weigh the same (``α = 1/2``). A new item (``n_i = 0``) gets ``α = 0``
+    (content alone), a well-bought one ``α → 1``. Equivalently ``α_i = σ(log n_i − log β)``: the
+    :func:`logistic_alpha` of ``log n_i`` with weight 1 and bias ``−log β``.
+    """
+    if not float(beta) > 0.0:
+        raise ValueError(f"beta must be positive, got {beta}")
+    n = _counts(counts)
+    return (n / (n + float(beta))).float()
+
+
+def switch_alpha(counts: torch.Tensor | np.ndarray, threshold: int) -> torch.Tensor:
+    """A switching hybrid's per-item weight: ``α_i = 1`` if ``n_i ≥ threshold`` (CF), else 0 (content); ``(N,)`` float32."""
+    if int(threshold) < 1:
+        raise ValueError(f"threshold must be >= 1 (items with fewer interactions go to content), got {threshold}")
+    return (_counts(counts) >= int(threshold)).float()
+
+
+def logistic_alpha(counts: torch.Tensor | np.ndarray, weight: torch.Tensor | float, bias: torch.Tensor | float) -> torch.Tensor:
+    """A learned per-item weight: ``α_i = σ(w · log(1 + n_i) + b)``, ``(N,)`` (differentiable in ``w``, ``b``).
+
+    ``w`` and ``b`` are learnt by :class:`recnb.models.hybrid.LearnedBlend`; ``log(1 + n)`` keeps a
+    new item (``n = 0``) at ``σ(b)``.
+    """
+    x = torch.log1p(_counts(counts)).float()
+    return torch.sigmoid(torch.as_tensor(weight, dtype=torch.float32) * x + torch.as_tensor(bias, dtype=torch.float32))

@@ -20,9 +20,10 @@ from recnb.data.synthetic import make_shop
 from recnb.models.als import ALSRecommender
 from recnb.models.base import Recommender
 from recnb.models.content import ContentRecommender
+from recnb.models.dlae import DLAE
 from recnb.models.ease import EASE
 from recnb.models.embedding import EmbeddingRecommender
-from recnb.models.hybrid import HybridRecommender
+from recnb.models.hybrid import HybridRecommender, LearnedBlend, SupportHybrid, SwitchingHybrid
 from recnb.models.knn import ItemKNN, UserKNN
 from recnb.models.mf import BiasedMF, GlobalMean
 from recnb.models.mlp import MLPRecommender
@@ -57,6 +58,7 @@ MODELS: dict[str, Callable[[Shop], Recommender]] = {
     "popularity": lambda shop: PopularityRecommender(),
     "random": lambda shop: RandomRecommender(seed=3),
     "ease": lambda shop: EASE(l2=50.0),
+    "dlae": lambda shop: DLAE(dropout=0.3, l2=20.0),
     "item-knn": lambda shop: ItemKNN(neighbours=10, shrinkage=2.0),
     "item-knn-rating": lambda shop: ItemKNN(similarity="pearson", values="rating"),
     "user-knn": lambda shop: UserKNN(neighbours=10),
@@ -65,6 +67,11 @@ MODELS: dict[str, Callable[[Shop], Recommender]] = {
     "content-pruned": lambda shop: ContentRecommender("tfidf", neighbours=5, normalise="similarity"),
     "hybrid": lambda shop: HybridRecommender(ItemKNN(neighbours=10), ContentRecommender("tfidf", normalise="none"),
                                              alpha=0.3, cold_alpha=0.8, cold_threshold=8),
+    "hybrid-support": lambda shop: SupportHybrid(ItemKNN(neighbours=10), ContentRecommender("tfidf", normalise="none"), beta=3.0),
+    "hybrid-switching": lambda shop: SwitchingHybrid(ItemKNN(neighbours=10), ContentRecommender("tfidf", normalise="none"),
+                                                     threshold=2, normalise="rank"),
+    "hybrid-learned": lambda shop: LearnedBlend(ItemKNN(neighbours=10), ContentRecommender("tfidf", normalise="none"),
+                                               max_epochs=2, batch_size=64),
     "global-mean": lambda shop: GlobalMean(),
     "mf": lambda shop: BiasedMF(embedding_dim=8, max_epochs=2, implicit_pooling=True),
     "mlp": lambda shop: MLPRecommender(embedding_dim=8, hidden=(16,), max_epochs=1),
@@ -85,6 +92,8 @@ PEERS: dict[str, tuple[str, Callable[[Shop], Recommender]]] = {
     "implicit-cosine": ("implicit", lambda shop: bench.ImplicitItemCosine(neighbours=10)),
     "cornac-bpr": ("cornac", lambda shop: bench.CornacBPR(factors=8, iterations=5)),
     "cornac-ease": ("cornac", lambda shop: bench.CornacEASE(l2=50.0)),
+    "lenskit-ease": ("lenskit", lambda shop: bench.LenskitEASE(l2=50.0)),
+    "lenskit-als": ("lenskit", lambda shop: bench.LenskitALS(embedding_dim=8, epochs=2)),
 }
 LIGHTNING = ("mf", "mlp", "embedding", "dp-embedding", "warm-start")
 ALL = (*MODELS, *PEERS)
