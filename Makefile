@@ -14,7 +14,7 @@ CHROMIUM ?= /usr/bin/chromium
 export HF_HUB_OFFLINE := 1
 export RECNB_CHROMIUM := $(CHROMIUM)
 
-.PHONY: setup browser report site test notebooks lab clean
+.PHONY: setup browser report site test notebooks lab clean replications
 
 setup: $(STAMP)
 
@@ -65,6 +65,25 @@ test: setup browser
 ## Re-execute the committed notebooks in place with their defaults (NB=notebooks/0X_....ipynb for one).
 notebooks: setup
 	$(BIN)/recnb refresh --kernel $(KERNEL) $(NB)
+
+## The chapters' headline comparisons replicated over seeds 0-4 (shop regenerated and split redrawn per
+## seed): one `recnb sweep` per chapter, one line each, into notebooks/replications/<notebook>/ (sweep.json,
+## runs/*/run.json, results.csv, aggregate.csv: committed, and read by the notebooks). The sweep runs in
+## reports/replications/ and is copied only if every run succeeded. About 40 minutes on 2 cores.
+REPLICATIONS := notebooks/replications
+# $(1): notebook stem; $(2): parameters fixed for every seed (-p NAME VALUE), where the defaults are too slow
+define replicate
+	rm -rf reports/replications/$(1)
+	$(BIN)/recnb sweep notebooks/$(1).ipynb $(2) --seeds 0-4 --jobs 2 --no-html --no-progress --out reports/replications --name $(1)
+	rm -rf $(REPLICATIONS)/$(1) && mkdir -p $(REPLICATIONS)/$(1)
+	cd reports/replications/$(1) && cp --parents sweep.json results.csv aggregate.csv runs/*/run.json $(CURDIR)/$(REPLICATIONS)/$(1)/
+endef
+replications: setup
+	$(call replicate,02_sigmoid_loss)
+	$(call replicate,04_collaborative_filtering)
+	$(call replicate,05_content_features)
+	$(call replicate,06_hybrid_blending,-f $(REPLICATIONS)/06_hybrid_blending.yaml)
+	$(call replicate,11_cold_start_and_exploration)
 
 ## JupyterLab on the notebooks, with the project's kernel.
 lab: setup
