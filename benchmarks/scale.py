@@ -5,6 +5,17 @@ ItemKNN fit + full evaluation of every test user (NDCG@10 etc. over the whole ca
 epoch of ``EmbeddingRecommender`` (its default hyper-parameters, ``max_epochs=1``); full evaluation
 of the embedding model. Each stage's peak RSS is measured on its own (Linux ``VmHWM``, reset
 before the stage, see :mod:`recnb.training.profiling`); the last line is the whole run's peak.
+``--dense-epoch`` adds one BPR epoch with dense gradients (``sparse_gradients=False``) beside the
+default one; ``--movielens`` adds 12-epoch fits of the default model on MovieLens-100k with sparse
+and with dense gradients (the small-table side of the automatic choice).
+
+Every run appends its rows to ``--csv`` (default ``benchmarks/results/scale.csv``): ``date, users,
+items, events, huge_pages, threads, stage, seconds, peak_gib, load, value`` (``huge_pages``: the
+``THP_MEM_ALLOC_ENABLE`` setting, 1 unless the environment set it to 0 before ``import recnb``;
+``load``: the 1-minute load average when the stage ended; ``value``: the stage's NDCG@10 where it
+has one). Chapter 09 reads the latest row of each stage from it. To compare huge pages off:
+
+    THP_MEM_ALLOC_ENABLE=0 .venv/bin/python benchmarks/scale.py --skip knn bpr --evaluate-only
 
     .venv/bin/python benchmarks/scale.py --size large          # 200,000 x 50,000 x 5,000,000
     .venv/bin/python benchmarks/scale.py --users 20000 --items 5000 --events 500000
@@ -18,11 +29,16 @@ Timings are measurements, never asserted by tests.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
+import time
+from pathlib import Path
 
+import pandas as pd
 import torch
 
+from recnb.data.movielens import find_movielens, load_movielens
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
 from recnb.evaluation import evaluate
@@ -37,6 +53,7 @@ SIZES = {
     "large": (200_000, 50_000, 5_000_000),
 }
 STAGES = ("shop", "split", "knn", "bpr")
+CSV = Path(__file__).parent / "results" / "scale.csv"
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +69,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=1024, help="users scored at once in evaluation (default 1024)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--skip", nargs="*", default=[], choices=["knn", "bpr"], help="stages to leave out")
+    p.add_argument("--dense-epoch", action="store_true", help="also one BPR epoch with dense gradients")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="with --skip bpr: train one epoch unmeasured, measure only the embedding's full evaluation")
+    p.add_argument("--movielens", action="store_true",
+                   help="also 12 epochs of the default model on MovieLens-100k, sparse and dense gradients")
+    p.add_argument("--csv", type=Path, default=CSV, help=f"CSV the rows are appended to (default {CSV})")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     u, i, e = SIZES[args.size]
@@ -69,8 +92,17 @@ def main(argv: list[str] | None = None) -> list[Stage]:
     whole = peak_rss_bytes()
     stages: list[Stage] = []
 
-    def report(stage: Stage, extra: str = "") -> None:
-        print(f"{stage.name:<37} {stage.seconds:9.1f} s  {stage.peak_gib:7.2f} GiB peak RSS  {extra}", flush=True)
+    rows: list[dict] = []
+    size = {"users": args.users, "items": args.items, "events": args.events}
+
+    def report(stage: Stage, extra: str = "", value: float | None = None, where: dict | None = None) -> None:
+        load = os.getloadavg()[0]
+        print(f"{stage.name:<37} {stage.seconds:9.1f} s  {stage.peak_gib:7.2f} GiB peak RSS  {extra}  (load {load:.1f})",
+              flush=True)
+        rows.append({"date": time.strftime("%Y-%m-%d %H:%M"), **(where or size),
+                     "huge_pages": int(os.environ.get("THP_MEM_ALLOC_ENABLE", "1") != "0"),
+                     "threads": torch.get_num_threads(), "stage": stage.name, "seconds": stage.seconds,
+                     "peak_gib": stage.peak_gib, "load": load, "value": value})
 
     with measure("make_shop", stages) as s:
         data = make_shop(n_users=args.users, n_items=args.items, n_categories=args.categories,
@@ -85,19 +117,41 @@ def main(argv: list[str] | None = None) -> list[Stage]:
         with measure("ItemKNN fit + full evaluation", stages) as s:
             knn = ItemKNN(neighbours=args.neighbours).fit(split)
             result = evaluate(knn, split, k=10, batch_size=args.batch_size)
-        report(s, f"NDCG@10 {result['ndcg@10']:.4f} over {int(result['users']):,} users")
+        report(s, f"NDCG@10 {result['ndcg@10']:.4f} over {int(result['users']):,} users", result["ndcg@10"])
         del knn
-    if "bpr" not in args.skip:
-        with measure("one BPR epoch (EmbeddingRecommender)", stages) as s:
+    if "bpr" not in args.skip or args.evaluate_only:
+        if args.evaluate_only:
             bpr = EmbeddingRecommender(max_epochs=1, seed=args.seed).fit(split)
-        report(s, f"d={bpr.hparams.embedding_dim}, batch {bpr.hparams.batch_size}")
+        else:
+            with measure("one BPR epoch (EmbeddingRecommender)", stages) as s:
+                bpr = EmbeddingRecommender(max_epochs=1, seed=args.seed).fit(split)
+            kind = "sparse" if bpr.user_embedding.sparse else "dense"
+            report(s, f"d={bpr.hparams.embedding_dim}, batch {bpr.hparams.batch_size}, {kind} gradients")
         with measure("embedding full evaluation", stages) as s:
             result = evaluate(bpr, split, k=10, batch_size=args.batch_size)
-        report(s, f"NDCG@10 {result['ndcg@10']:.4f} over {int(result['users']):,} users")
+        report(s, f"NDCG@10 {result['ndcg@10']:.4f} over {int(result['users']):,} users", result["ndcg@10"])
+    if args.dense_epoch:
+        with measure("one BPR epoch, dense gradients", stages) as s:
+            EmbeddingRecommender(max_epochs=1, seed=args.seed, sparse_gradients=False).fit(split)
+        report(s, "sparse_gradients=False")
+    if args.movielens:
+        if find_movielens() is None:
+            print("MovieLens-100k not found: --movielens skipped", file=sys.stderr)
+        else:
+            ml = random_holdout(load_movielens(), test_ratio=0.2, seed=args.seed)
+            where = {"users": ml.n_users, "items": ml.n_items, "events": len(ml.train) + len(ml.test)}
+            for sparse in (True, False):
+                with measure(f"MovieLens-100k 12 epochs, {'sparse' if sparse else 'dense'} gradients", stages) as s:
+                    m = EmbeddingRecommender(seed=args.seed, sparse_gradients=sparse).fit(ml)
+                ndcg = evaluate(m, ml, k=10)["ndcg@10"]
+                report(s, f"NDCG@10 {ndcg:.4f}", ndcg, where)
     whole = max([whole] + [st.peak_rss for st in stages])
     print(f"{'whole run':<37} {sum(st.seconds for st in stages):9.1f} s  {whole / 2**30:7.2f} GiB peak RSS", flush=True)
     if not reset_peak_rss():
         print("(no per-stage peak reset on this system: each stage's peak is the peak so far)", file=sys.stderr)
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(args.csv, mode="a", header=not args.csv.exists(), index=False, float_format="%.6g")
+    print(f"appended {len(rows)} rows to {args.csv}")
     return stages
 
 

@@ -54,9 +54,13 @@ class PositiveSet:
         keys = (users * self.n_items + items).numpy()
         if self.keys.numel() == 0:
             return torch.zeros(keys.shape, dtype=torch.bool)
-        sorted_keys = self.keys.numpy()
-        pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)  # numpy: no thread start-up
-        return torch.from_numpy(sorted_keys[pos] == keys)
+        sorted_keys, flat = self.keys.numpy(), keys.ravel()
+        order = np.argsort(flat)  # sorted queries: numpy's searchsorted narrows each search with the last one
+        queries = flat[order]
+        pos = np.minimum(np.searchsorted(sorted_keys, queries), len(sorted_keys) - 1)  # numpy: no thread start-up
+        found = np.empty(len(flat), dtype=bool)
+        found[order] = sorted_keys[pos] == queries
+        return torch.from_numpy(found.reshape(keys.shape))
 
 
 def sample_negatives(

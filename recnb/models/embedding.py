@@ -17,6 +17,17 @@ Training (the defaults were chosen on MovieLens-100k, see ``benchmarks/movielens
 regulariser (Rendle et al. 2009) on the rows a batch touches:
 ``loss + l2 * mean_b(‖e_u‖² + ‖e_g‖² + Σ_{g'} ‖e_g'‖²)``, not a decay of every row at every step.
 
+Each step is one Lightning manual-optimisation step (``zero_grad``, gradient, ``step``). With dense
+tables the gradient is autograd's through the embedding lookups. With sparse tables (large ones,
+see :meth:`EmbeddingRecommender.uses_sparse_gradients`) :meth:`~EmbeddingRecommender.backward_rows`
+computes it on the rows the batch uses: autograd only through the loss of the ``(B,)`` and
+``(B, k)`` scores, the chain rule to the rows by hand, duplicate rows summed into a coalesced sparse
+gradient (:func:`row_gradient`) that ``torch.optim.Adagrad`` applies to those rows alone. The same
+gradient and the same Adagrad step (tested against the dense path), without building, sorting and
+merging a sparse gradient per lookup (``benchmarks/bpr_speed.py`` measures an epoch). Under DDP
+(``trainer.world_size > 1``) the sparse tables take autograd's path, whose backward pass is what
+DDP's gradient all-reduce hooks into.
+
 Each training epoch logs (one value per epoch, see :class:`~recnb.training.HistoryLogger`)
 ``train_loss``, ``pos_score`` and ``neg_score`` (means over the epoch's rows of the loss and of the
 scores of positives and sampled negatives), ``user_norm`` and ``item_norm`` (mean Euclidean norm of
@@ -39,7 +50,7 @@ from recnb.models.base import ItemVectors, LightningRecommender, Users, as_user_
 
 LOSSES = ("positive_only", "negative_sampling", "bpr", "bce")
 OPTIMIZERS = ("adagrad", "adam")
-#: automatic sparse gradients above this many times the table rows one batch can touch (measured crossover: about 2)
+#: automatic sparse gradients above this many times the table rows one batch can touch
 SPARSE_FACTOR = 2
 
 
@@ -60,6 +71,17 @@ def top_direction_share(E: torch.Tensor) -> float:
     if total == 0:
         raise ValueError("E is all zeros: it has no direction to share its (zero) norm")
     return float(sigma[0] ** 2 / total)
+
+
+def row_gradient(index: torch.Tensor, grads: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """The gradient of a ``(n_rows, d)`` table whose rows ``index`` ``(m,)`` were gathered and got
+    the gradients ``grads`` ``(m, d)``: ``G[r] = Σ_{j: index_j = r} grads_j``, as a coalesced sparse
+    COO tensor (sorted distinct rows, duplicates summed; rows not in ``index`` are absent, i.e. zero).
+    """
+    rows, where = torch.unique(index, return_inverse=True)
+    values = grads.new_zeros(len(rows), grads.shape[1]).index_add_(0, where, grads)
+    return torch.sparse_coo_tensor(rows.unsqueeze(0), values, (n_rows, grads.shape[1]), is_coalesced=True,
+                                   check_invariants=False)
 
 
 class EmbeddingRecommender(ItemVectors, LightningRecommender):
@@ -114,6 +136,7 @@ class EmbeddingRecommender(ItemVectors, LightningRecommender):
                 raise ValueError(f"{name} must be {'>= 0' if name == 'l2' else '> 0'}, got {value}")
         sized = check_sizes(n_users, n_items)
         self.save_hyperparameters()
+        self.automatic_optimization = False  # training_step takes the step: dense by autograd, sparse by backward_rows
         self.user_embedding: nn.Embedding | None = None
         self.item_embedding: nn.Embedding | None = None
         self.item_bias: nn.Embedding | None = None
@@ -150,10 +173,9 @@ class EmbeddingRecommender(ItemVectors, LightningRecommender):
         """Whether the tables give sparse gradients: ``sparse_gradients`` if set, else automatically
         with Adagrad when the tables hold more than ``SPARSE_FACTOR`` times the rows a batch can touch,
         ``n_users + n_items > SPARSE_FACTOR · batch_size · (2 + n_negatives)`` (a user, a positive and
-        the negatives per row). Measured with the defaults (batch 2048, 4 negatives: 12,288 rows per
-        batch): at 2,625 rows (MovieLens-100k) dense takes 3.5 s for 12 epochs and sparse 5.2 s (sorting the
-        touched rows costs more than updating the whole small table); at 25,000 rows both 1.2 s per
-        epoch; at 75,000 sparse 4.3 s vs dense 6.3 s; at 250,000 sparse 18.6 s vs dense 61.6 s.
+        the negatives per row): on small tables a dense step costs no more (the batch covers much of
+        the table anyway), on large ones it reads and writes every row. ``benchmarks/scale.py
+        --dense-epoch --movielens`` measures both sides (``benchmarks/results/scale.csv``).
         Adam has no sparse form with the same update, so it always keeps dense gradients.
         """
         hp: Any = self.hparams
@@ -224,15 +246,60 @@ class EmbeddingRecommender(ItemVectors, LightningRecommender):
         self._epoch_sums = torch.zeros(3)  # Σ_b B·(loss, mean pos score, mean neg score), and Σ_b B
         self._epoch_rows = 0
 
+    def backward_rows(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Set each table's ``.grad`` to the batch loss's gradient, computed on the rows it uses, as a
+        coalesced sparse tensor (:func:`row_gradient`); return ``(loss, pos, neg)``, detached.
+
+        With ``u = e_u``, ``p = e_g``, ``n_j = e_{g'_j}`` (``(B, d)``, ``(B, d)``, ``(B, k, d)``), the
+        scores ``s⁺ = ⟨u, p⟩ (+ b_g)``, ``s⁻_j = ⟨u, n_j⟩ (+ b_{g'_j})`` and ``γ⁺ = ∂L/∂s⁺``,
+        ``γ⁻_j = ∂L/∂s⁻_j`` (autograd through the loss of the scores alone), the chain rule gives
+        ``∂/∂u = γ⁺ p + Σ_j γ⁻_j n_j + c u``, ``∂/∂p = γ⁺ u + c p``, ``∂/∂n_j = γ⁻_j u + c n_j``
+        and ``∂/∂b = γ`` with ``c = 2 l2 / B`` (the penalty ``l2 · mean_b(...)``). A row used several
+        times gets the sum of its uses' gradients: the gradient autograd gives the tables.
+        """
+        hp: Any = self.hparams
+        users, items, negatives = batch["user"], batch["pos"], batch["neg"]
+        U, V = self.user_embedding.weight, self.item_embedding.weight
+        u, p, n = U.detach()[users], V.detach()[items], V.detach()[negatives]
+        pos = (u * p).sum(dim=-1)
+        neg = torch.bmm(n, u.unsqueeze(2)).squeeze(2)
+        if self.item_bias is not None:
+            bias = self.item_bias.weight.detach().squeeze(1)
+            pos, neg = pos + bias[items], neg + bias[negatives]
+        pos.requires_grad_()
+        neg.requires_grad_()
+        with torch.enable_grad():
+            fit = self.loss(pos, neg)
+        g_pos, g_neg = torch.autograd.grad(fit, (pos, neg), allow_unused=True, materialize_grads=True)
+        c = 2 * hp.l2 / len(users)
+        g_u = g_pos.unsqueeze(1) * p + torch.bmm(g_neg.unsqueeze(1), n).squeeze(1) + c * u
+        g_p = g_pos.unsqueeze(1) * u + c * p
+        g_n = g_neg.unsqueeze(2) * u.unsqueeze(1) + c * n
+        norms = ((u**2).sum(dim=1) + (p**2).sum(dim=1) + (n**2).sum(dim=(1, 2))).mean()
+        all_items = torch.cat([items, negatives.reshape(-1)])
+        U.grad = row_gradient(users, g_u, U.shape[0])
+        V.grad = row_gradient(all_items, torch.cat([g_p, g_n.reshape(-1, V.shape[1])]), V.shape[0])
+        if self.item_bias is not None:
+            self.item_bias.weight.grad = row_gradient(all_items, torch.cat([g_pos, g_neg.reshape(-1)]).unsqueeze(1), V.shape[0])
+        return fit.detach() + hp.l2 * norms, pos.detach(), neg.detach()
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        pos = self.pair_scores(batch["user"], batch["pos"])
-        neg = self.pair_scores(batch["user"], batch["neg"])
-        loss = self.loss(pos, neg) + self.hparams.l2 * self.batch_norms(batch)
+        """One optimiser step on ``batch``; returns the (detached) loss."""
+        opt = self.optimizers()
+        opt.zero_grad()
+        if self.user_embedding.sparse and self.trainer.world_size == 1:  # DDP all-reduces only what backward() makes
+            loss, pos, neg = self.backward_rows(batch)
+        else:
+            pos = self.pair_scores(batch["user"], batch["pos"])
+            neg = self.pair_scores(batch["user"], batch["neg"])
+            loss = self.loss(pos, neg) + self.hparams.l2 * self.batch_norms(batch)
+            self.manual_backward(loss)
+        opt.step()
         b = len(pos)
         with torch.no_grad():  # summed here, logged once per epoch: Lightning's per-step logging costs more than the step
             self._epoch_sums += b * torch.stack([loss.detach(), pos.mean(), neg.mean()])
             self._epoch_rows += b
-        return loss
+        return loss.detach()
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's row-weighted means of the loss and scores, and the tables' mean norms."""

@@ -27,6 +27,18 @@ def test_from_csr_equals_the_set_built_from_pairs():
         assert torch.equal(a.contains(users, items), torch.from_numpy(csr.toarray().ravel() > 0))
 
 
+def test_contains_answers_unsorted_repeated_queries_in_their_shape():
+    """Queries are sorted inside contains (faster searches); the answers come back in the query order."""
+    csr = _random_csr(1)
+    dense = torch.from_numpy(csr.toarray() > 0)
+    rng = np.random.default_rng(0)
+    users = torch.as_tensor(rng.integers(0, 9, (50, 1))).expand(50, 4)  # (B, k) like a batch of negatives
+    items = torch.as_tensor(rng.integers(0, 13, (50, 4)))
+    found = PositiveSet.from_csr(csr).contains(users, items)
+    assert found.shape == (50, 4) and torch.equal(found, dense[users, items])
+    assert found.any() and not found.all()
+
+
 def test_from_csr_accepts_unsorted_duplicated_entries():
     coo = sp.coo_matrix((np.ones(4), ([1, 1, 0, 1], [5, 2, 3, 5])), shape=(2, 6))
     csr = sp.csr_matrix((coo.data, (coo.row, coo.col)), shape=(2, 6))

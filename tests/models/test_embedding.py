@@ -11,7 +11,7 @@ from recnb.data.synthetic import make_shop
 from recnb.math.losses import negative_sampling_loss, positive_only_loss
 from recnb.math.ranking import rank
 from recnb.evaluation import evaluate, ndcg_at_k
-from recnb.models.embedding import EmbeddingRecommender, top_direction_share
+from recnb.models.embedding import EmbeddingRecommender, row_gradient, top_direction_share
 from recnb.models.popularity import PopularityRecommender, RandomRecommender
 
 
@@ -180,35 +180,92 @@ def test_top_direction_share_against_numpy_svd():
         top_direction_share(np.ones(3))
 
 
-def test_sparse_adagrad_step_equals_the_dense_step(tiny):
-    """With Adagrad the tables give sparse gradients (only the batch's rows); one step must move the
-    weights exactly as dense Adagrad does on the dense gradient (rows with zero gradient unchanged)."""
-    sparse = EmbeddingRecommender(embedding_dim=8, item_bias=True, batch_size=64, sparse_gradients=True)
-    sparse.build(tiny)
-    dm = sparse.datamodule(tiny)
+def test_row_gradient_sums_duplicate_rows_into_a_coalesced_sparse_gradient():
+    index = torch.tensor([4, 1, 4, 0, 4])
+    grads = torch.arange(10.0).reshape(5, 2)
+    g = row_gradient(index, grads, n_rows=6)
+    assert g.is_sparse and g.is_coalesced() and g.indices().tolist() == [[0, 1, 4]]
+    expected = torch.zeros(6, 2)
+    for i, row in zip(index.tolist(), grads):  # the sum, by hand
+        expected[i] += row
+    torch.testing.assert_close(g.to_dense(), expected)
+    gathered = torch.zeros(6, 2, requires_grad=True)
+    (gathered[index] * grads).sum().backward()  # autograd's gradient of the gathered rows
+    torch.testing.assert_close(g.to_dense(), gathered.grad)
+
+
+def _one_batch(model, split):
+    dm = model.datamodule(split)
     dm.setup("fit")
-    batch = next(iter(dm.train_dataloader()))
-    dense = EmbeddingRecommender(embedding_dim=8, item_bias=True, batch_size=64, optimizer="adam")
-    dense.build(tiny)  # same seed: same initial tables, dense gradients
-    assert sparse.user_embedding.sparse and not dense.user_embedding.sparse
+    return next(iter(dm.train_dataloader()))
+
+
+@pytest.mark.parametrize("loss", ["bpr", "negative_sampling", "bce", "positive_only"])
+def test_backward_rows_is_autograds_gradient_of_the_dense_loss(tiny, loss):
+    """The sparse path's gradient (scores by autograd, rows by the chain rule by hand) equals autograd's
+    through the dense embedding lookups, on every table, for every loss; untouched rows get none."""
+    kw = dict(embedding_dim=8, item_bias=True, batch_size=64, n_negatives=3, loss=loss, l2=0.05)
+    sparse = EmbeddingRecommender(sparse_gradients=True, **kw)
+    dense = EmbeddingRecommender(sparse_gradients=False, **kw)
+    sparse.build(tiny)
+    dense.build(tiny)  # same seed: same tables
+    batch = _one_batch(sparse, tiny)
+    assert batch["neg"].shape == (64, 3)
+    loss_rows, pos, neg = sparse.backward_rows(batch)
+    pos_d, neg_d = dense.pair_scores(batch["user"], batch["pos"]), dense.pair_scores(batch["user"], batch["neg"])
+    loss_dense = dense.loss(pos_d, neg_d) + 0.05 * dense.batch_norms(batch)
+    loss_dense.backward()
+    assert loss_rows.item() == pytest.approx(loss_dense.item(), rel=1e-6)
+    torch.testing.assert_close(pos, pos_d.detach())
+    torch.testing.assert_close(neg, neg_d.detach())
+    for s, d in zip(sparse.parameters(), dense.parameters()):
+        assert s.grad.is_sparse and s.grad.is_coalesced() and not d.grad.is_sparse
+        torch.testing.assert_close(s.grad.to_dense(), d.grad, rtol=1e-5, atol=1e-7)
+    touched = torch.zeros(tiny.n_users, dtype=torch.bool)
+    touched[batch["user"]] = True
+    assert sparse.user_embedding.weight.grad.indices()[0].tolist() == touched.nonzero().squeeze(1).tolist()
+
+
+def test_sparse_adagrad_step_equals_the_dense_step_and_leaves_untouched_rows(tiny):
+    """Two Adagrad steps on the sparse gradient of backward_rows move the weights as dense Adagrad does
+    on the dense gradient (the second step reads the accumulators the first left); rows no batch used
+    keep their values."""
+    kw = dict(embedding_dim=8, item_bias=True, batch_size=64)
+    sparse, dense = EmbeddingRecommender(sparse_gradients=True, **kw), EmbeddingRecommender(sparse_gradients=False, **kw)
+    sparse.build(tiny)
+    dense.build(tiny)
+    batch = _one_batch(sparse, tiny)
     initial = sparse.user_embedding.weight.detach().clone()
-    steps = []
-    for model in (sparse, dense):
-        model.on_train_epoch_start()
-        opt = torch.optim.Adagrad(model.parameters(), lr=0.1)
-        for _ in range(2):  # the second step reads the accumulators the first one left
+    opts = [torch.optim.Adagrad(m.parameters(), lr=0.1) for m in (sparse, dense)]
+    for _ in range(2):
+        for opt in opts:
             opt.zero_grad()
-            model.training_step(batch, 0).backward()
+        sparse.backward_rows(batch)
+        (dense.loss(dense.pair_scores(batch["user"], batch["pos"]), dense.pair_scores(batch["user"], batch["neg"]))
+         + dense.hparams.l2 * dense.batch_norms(batch)).backward()
+        for opt in opts:
             opt.step()
-        steps.append([p.detach().clone() for p in model.parameters()])
-    grad = sparse.user_embedding.weight.grad
-    assert grad.is_sparse and grad.coalesce().indices().unique().numel() == batch["user"].unique().numel()
-    for s, d in zip(*steps):
-        torch.testing.assert_close(s, d, rtol=1e-6, atol=1e-7)
+    for s, d in zip(sparse.parameters(), dense.parameters()):
+        torch.testing.assert_close(s.detach(), d.detach(), rtol=1e-6, atol=1e-7)
     untouched = torch.ones(tiny.n_users, dtype=torch.bool)
     untouched[batch["user"]] = False
-    assert untouched.any() and torch.equal(steps[0][0][untouched], initial[untouched])
-    assert not torch.equal(steps[0][0][~untouched], initial[~untouched])
+    after = sparse.user_embedding.weight.detach()
+    assert untouched.any() and torch.equal(after[untouched], initial[untouched])
+    assert not torch.equal(after[~untouched], initial[~untouched])
+
+
+def test_sparse_training_is_reproducible_and_matches_dense_training(tiny):
+    """Whole fits through the Trainer: the same seed gives the same metrics on the sparse path, and
+    the sparse and dense paths train the same model (up to float rounding) for any n_negatives."""
+    for n_negatives in (1, 3):
+        kw = dict(embedding_dim=8, batch_size=64, max_epochs=3, n_negatives=n_negatives, seed=5)
+        a = EmbeddingRecommender(sparse_gradients=True, **kw).fit(tiny)
+        b = EmbeddingRecommender(sparse_gradients=True, **kw).fit(tiny)
+        d = EmbeddingRecommender(sparse_gradients=False, **kw).fit(tiny)
+        assert a.user_embedding.sparse and not d.user_embedding.sparse
+        assert evaluate(a, tiny, 10) == evaluate(b, tiny, 10)
+        assert a.trainer_.global_step == d.trainer_.global_step == 3 * -(-tiny.train_csr().nnz // 64)
+        torch.testing.assert_close(a.score(), d.score(), rtol=1e-4, atol=1e-5)
 
 
 def test_sparse_gradients_automatic_rule_and_bad_combination(tiny):
