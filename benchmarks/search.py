@@ -15,7 +15,8 @@ figure is an upper bound of what a quiet machine gives.
 ``--n-shop-queries`` queries: BM25 (Snowball stemming), dense retrieval with the course's MiniLM
 encoder (:class:`recnb.models.text_encoder.TextEncoder`, disk-cached), score blends
 ``α·lexical + (1 − α)·dense`` (α = 0, 0.1, …, 1; min–max and z-score per query) and reciprocal rank
-fusion (k = 60, top-100 lists). Queries are split at random in half per seed: the blend is chosen
+fusion (k = 60, top-100 lists), all from :func:`recnb.search.quality.retrieval_methods` as chapter 15
+computes them. Queries are split at random in half per seed: the blend is chosen
 on the tuning halves (mean NDCG@10 over seeds), every number below is on the other halves. Printed:
 NDCG@10 (gains 2^rel − 1) per query type and overall, and the per-seed difference "best hybrid
 minus the better of BM25 and dense" with a 95 % t interval over seeds.
@@ -33,15 +34,12 @@ import torch
 
 from recnb.data.queries import make_queries
 from recnb.data.synthetic import CATEGORY_WORDS, make_shop
-from recnb.math.metrics import graded_ndcg_at_k
-from recnb.math.ranking import rank
 from recnb.models.text_encoder import TextEncoder
 from recnb.search.dense import DenseRetriever
-from recnb.search.hybrid import hybrid_scores, reciprocal_rank_fusion
 from recnb.search.lexical import BM25, Tokenizer
+from recnb.search.quality import ndcg_by_query, retrieval_methods
 
 TARGET_S = 10.0
-ALPHAS = tuple(round(a, 1) for a in np.linspace(0.0, 1.0, 11))
 
 
 def titles(n_docs: int, seed: int) -> list[str]:
@@ -79,10 +77,6 @@ def speed(n_docs: int, n_queries: int) -> None:
           "(synonyms and misspellings often share no term with any title)")
 
 
-def ndcg(scores: torch.Tensor, grades) -> np.ndarray:
-    return graded_ndcg_at_k(rank(scores, k=10).indices, grades).double().numpy()
-
-
 def quality(seeds: int, n_items: int, n_queries: int) -> None:
     encoder = TextEncoder()
     rows = []  # one per (seed, query, method)
@@ -92,16 +86,11 @@ def quality(seeds: int, n_items: int, n_queries: int) -> None:
         texts = shop.items["text"].tolist()
         lex = BM25(tokenizer=Tokenizer(stem=True)).fit(texts).score_dense(q.texts)
         den = DenseRetriever(encoder).fit(texts).score(q.texts).double()
-        methods = {"bm25": lex.masked_fill(lex == 0, -torch.inf), "dense": den}  # BM25 returns matches only
-        for norm in ("minmax", "zscore"):
-            for a in ALPHAS[1:-1]:
-                methods[f"{norm} α={a}"] = hybrid_scores(lex, den, a, norm)
-        lex_list = rank(lex.masked_fill(lex == 0, -torch.inf), k=100)
-        methods["rrf k=60"] = reciprocal_rank_fusion([lex_list, rank(den, k=100)], n_items=len(texts))
+        table = ndcg_by_query(retrieval_methods(lex, den), q.relevance, k=10)  # BM25 returns matches only
         half = np.random.default_rng(1000 + seed).permutation(len(q)) < len(q) // 2
-        for name, s in methods.items():
+        for name in table.columns:
             rows.append(pd.DataFrame({"seed": seed, "type": q.types, "tune": half, "method": name,
-                                      "ndcg": ndcg(s, q.relevance)}))
+                                      "ndcg": table[name].to_numpy()}))
     r = pd.concat(rows, ignore_index=True)
     hybrids = [m for m in r["method"].unique() if m not in ("bm25", "dense")]
     tune = r[r["tune"]].groupby("method")["ndcg"].mean()
