@@ -11,6 +11,15 @@ user's unseen items). Adapters:
   (``implicit.nearest_neighbours.CosineRecommender``);
 - ``cornac``: :class:`CornacBPR` (``cornac.models.BPR``) and :class:`CornacEASE`
   (``cornac.models.EASE``; why not cornac's item-kNN: see :class:`CornacEASE`).
+- ``lenskit``: :class:`LenskitEASE` (``lenskit.knn.EASEScorer``), :class:`LenskitItemKNN`
+  (``lenskit.knn.ItemKNNScorer``, implicit feedback) and :class:`LenskitALS`
+  (``lenskit.als.ImplicitMFScorer``).
+
+The fair benchmark (issue 19) is :func:`run_protocol`: every model of :func:`protocol_models` gets
+the same seeded random search over its space in :data:`SEARCH_SPACES` on a validation split carved
+out of each training part, is refit and tested, over several random splits;
+:func:`protocol_table` and :func:`paired_protocol` summarise it (``benchmarks/movielens.py`` runs it
+on MovieLens-100k). The adapters' default hyper-parameters below are only starting points.
 
 The peers' default hyper-parameters here were chosen on a *validation* split of MovieLens-100k
 (``holdout_validation(random_holdout(load_movielens(), 0.25, seed=0), 0.25, seed=0)``, NDCG@10),
@@ -20,8 +29,8 @@ from small grids named in each class; recnb's models keep their library defaults
 :func:`run_benchmark` fits each model once and times ``fit`` (``time.perf_counter``; every model,
 recnb's and the peers', under the same BLAS/OpenMP thread limit, one thread by default, as recnb's
 trainer uses one torch thread). :func:`peers_available` tells which peers import, so a notebook can
-say where one is missing instead of failing; :func:`peer_models` and :func:`recnb_models` are the
-line-ups notebook 08 and ``benchmarks/movielens.py`` share.
+say where one is missing instead of failing; :func:`protocol_models` is the line-up notebook 08 and
+``benchmarks/movielens.py`` share.
 """
 
 from __future__ import annotations
@@ -39,26 +48,33 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from recnb.data.schema import ITEM, USER, Split, SplitLike, as_split
+from sklearn.model_selection import ParameterGrid
+
+from recnb.data.schema import ITEM, USER, RecData, Split, SplitLike, as_split
+from recnb.data.splits import holdout_validation, random_holdout
 from recnb.evaluation import evaluate_per_user
+from recnb.evaluation.tuning import TuneResult, tune
+from recnb.evaluation.uncertainty import bootstrap_ci, paired_bootstrap, wilcoxon
 from recnb.models.base import Recommender, Users, as_user_tensor
 from recnb.data.categories import category_distribution
-from recnb.training import check_threads
+from recnb.training import check_threads, torch_threads
 from recnb.data.synthetic import true_affinity
+from recnb.models.als import ALSRecommender
+from recnb.models.dlae import DLAE
 from recnb.models.ease import EASE
 from recnb.models.embedding import EmbeddingRecommender
 from recnb.models.knn import ItemKNN, UserKNN
 from recnb.models.mlp import MLPRecommender
 from recnb.models.popularity import PopularityRecommender
 
-PEERS = ("implicit", "cornac")
+PEERS = ("implicit", "cornac", "lenskit")
 INSTALL = 'pip install -e ".[bench]"'
 #: the metrics of the benchmark table (``<metric>@k`` columns)
 METRICS = ("precision", "recall", "ndcg", "map")
 
 
 def peers_available() -> dict[str, bool]:
-    """``{"implicit": bool, "cornac": bool}``: which peer libraries can be imported here."""
+    """``{"implicit": bool, "cornac": bool, "lenskit": bool}``: which peer libraries can be imported here."""
     return {name: importlib.util.find_spec(name) is not None for name in PEERS}
 
 
@@ -331,6 +347,167 @@ class CornacEASE(Recommender):
         return f"CornacEASE(l2={self.l2:g}, positive_only={self.positive_only})"
 
 
+def _lenskit_dataset(split: Split):
+    """A LensKit ``Dataset`` of the binary training pairs whose user and item ids are recnb's indices."""
+    from lenskit.data import from_interactions_df
+
+    coo = split.train_csr().tocoo()
+    frame = pd.DataFrame({"user_id": coo.row.astype(np.int64), "item_id": coo.col.astype(np.int64)})
+    return from_interactions_df(frame, users=np.arange(split.n_users), items=np.arange(split.n_items))
+
+
+def _lenskit_threads(threads: int) -> AbstractContextManager:
+    """Set LensKit's process-wide parallelism to ``threads`` (once per process; torch's count is restored)
+    and return :func:`thread_limit` ``(threads)`` for the fit.
+
+    LensKit configures its thread pools once (``lenskit.parallel.initialize``): a later call with
+    another count raises instead of silently running with the first one.
+    """
+    from lenskit.parallel import config as lk_config
+
+    threads = check_threads(threads)
+    if lk_config._config is None:
+        with torch_threads(torch.get_num_threads()):  # initialize sets torch's global count: put it back
+            lk_config.initialize(processes=1, threads=threads, backend_threads=threads)
+    configured = lk_config.get_parallel_config()
+    if (configured.threads, configured.backend_threads) != (threads, threads):
+        raise RuntimeError(f"LensKit's thread pools were set up for {configured.threads} thread(s) in this process; "
+                           f"threads={threads} needs a new process")
+    return thread_limit(threads)
+
+
+class LenskitEASE(Recommender):
+    """LensKit's EASE (``lenskit.knn.EASEScorer``, Steck 2019): the plain zero-diagonal closed form.
+
+    ``l2``: LensKit's ``regularization`` (``λ``). Scores ``x_u B`` with ``B`` (LensKit's ``weights``)
+    re-indexed to recnb's item order; LensKit solves on the CPU here (``device="cpu"``).
+    """
+
+    _transient_attributes = ("model_",)
+
+    def __init__(self, l2: float = 500.0, threads: int = 1) -> None:
+        require("lenskit")
+        if not l2 > 0:
+            raise ValueError(f"l2 must be positive, got {l2}")
+        self.l2, self.threads = float(l2), threads
+
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
+        from lenskit.knn import EASEScorer
+        from lenskit.training import TrainingOptions
+
+        self.remember_split(split)
+        data = _lenskit_dataset(split)
+        model = EASEScorer(regularization=self.l2)
+        with _lenskit_threads(self.threads), torch_threads(self.threads):
+            model.train(data, TrainingOptions(device="cpu"))
+        self.model_ = model
+        order = model.items.numbers(np.arange(split.n_items))
+        self.weights_ = np.ascontiguousarray(np.asarray(model.weights)[np.ix_(order, order)], dtype=np.float32)
+        self.x_ = split.train_csr()
+        return self
+
+    def score(self, users: Users = None) -> torch.Tensor:
+        self._check_fitted()
+        u = as_user_tensor(users, self.n_users_).numpy()
+        return torch.from_numpy(np.asarray(self.x_[u] @ self.weights_, dtype=np.float32))
+
+    def __repr__(self) -> str:
+        return f"LenskitEASE(l2={self.l2:g})"
+
+
+class LenskitALS(_FactorRecommender):
+    """LensKit's implicit-feedback ALS (``lenskit.als.ImplicitMFScorer``, Hu et al. 2008): ``U V^T``.
+
+    ``embedding_dim``: ``embedding_size``; ``regularization``: ``λ``; ``weight``: the confidence
+    weight of a positive (LensKit factorises ``1 + w R``, implicit's ``alpha``); ``epochs``. The
+    factors are LensKit's trained user and item embeddings in recnb's order (scored without
+    LensKit's re-fit of a user embedding from a query's items).
+    """
+
+    def __init__(self, embedding_dim: int = 64, regularization: float = 0.1, weight: float = 40.0, epochs: int = 10,
+                 seed: int = 0, threads: int = 1) -> None:
+        require("lenskit")
+        self.embedding_dim, self.regularization, self.weight, self.epochs = embedding_dim, regularization, weight, epochs
+        self.seed, self.threads = seed, threads
+
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
+        from lenskit.als import ImplicitMFScorer
+        from lenskit.training import TrainingOptions
+
+        self.remember_split(split)
+        data = _lenskit_dataset(split)
+        model = ImplicitMFScorer(embedding_size=self.embedding_dim, regularization=self.regularization,
+                                 weight=self.weight, epochs=self.epochs)
+        with _lenskit_threads(self.threads), torch_threads(self.threads):
+            model.train(data, TrainingOptions(device="cpu", rng=self.seed))
+        self.model_ = model
+        users, items = model.users.numbers(np.arange(split.n_users)), model.items.numbers(np.arange(split.n_items))
+        self.user_factors_ = np.asarray(model.user_embeddings, dtype=np.float32)[users]
+        self.item_factors_ = np.asarray(model.item_embeddings, dtype=np.float32)[items]
+        return self
+
+    def __repr__(self) -> str:
+        return (f"LenskitALS(embedding_dim={self.embedding_dim}, regularization={self.regularization:g}, "
+                f"weight={self.weight:g}, epochs={self.epochs})")
+
+
+class LenskitItemKNN(Recommender):
+    """LensKit's item–item kNN for implicit feedback (``lenskit.knn.ItemKNNScorer(feedback="implicit")``).
+
+    For each candidate item LensKit sums the similarities of its (at most ``neighbours``) most
+    similar items among the user's, keeping similarities of at least ``min_similarity``. Scored by
+    LensKit itself, one user at a time (its ``__call__`` with the user's training items); items it
+    cannot score (no neighbour in the profile) get ``-inf``. LensKit's trained scorer is not saved:
+    :meth:`save` and pickling keep the training matrix ``x_``, and the first :meth:`score` after a
+    load retrains the scorer from it (deterministic: the same similarities).
+    """
+
+    _transient_attributes = ("model_",)
+
+    def __init__(self, neighbours: int = 20, min_similarity: float = 1e-6, threads: int = 1) -> None:
+        require("lenskit")
+        self.neighbours, self.min_similarity, self.threads = neighbours, min_similarity, threads
+
+    def fit(self, split: SplitLike) -> Self:
+        split = as_split(split)
+        self.remember_split(split)
+        self.x_ = split.train_csr()
+        self.model_ = self._train()
+        return self
+
+    def _train(self) -> Any:
+        """LensKit's scorer trained on ``x_``."""
+        from lenskit.knn import ItemKNNScorer
+        from lenskit.training import TrainingOptions
+
+        model = ItemKNNScorer(max_nbrs=self.neighbours, min_sim=self.min_similarity, feedback="implicit")
+        with _lenskit_threads(self.threads), torch_threads(self.threads):
+            model.train(_lenskit_dataset(Split.from_matrix(self.x_)), TrainingOptions(device="cpu"))
+        return model
+
+    def score(self, users: Users = None) -> torch.Tensor:
+        self._check_fitted()
+        from lenskit.data import ItemList, RecQuery
+
+        if getattr(self, "model_", None) is None:  # loaded or unpickled: retrain from the kept matrix
+            self.model_ = self._train()
+        u = as_user_tensor(users, self.n_users_).numpy()
+        candidates = ItemList(item_ids=np.arange(self.n_items_))
+        out = np.full((len(u), self.n_items_), -np.inf, dtype=np.float32)
+        with torch_threads(self.threads):
+            for row, user in enumerate(u):
+                history = ItemList(item_ids=self.x_[user].indices.astype(np.int64))
+                scored = self.model_(RecQuery(user_id=int(user), history_items=history), candidates)
+                values = np.asarray(scored.scores(), dtype=np.float32)
+                out[row, np.asarray(scored.ids(), dtype=np.int64)] = np.where(np.isnan(values), -np.inf, values)
+        return torch.from_numpy(out)
+
+    def __repr__(self) -> str:
+        return f"LenskitItemKNN(neighbours={self.neighbours}, min_similarity={self.min_similarity:g})"
+
+
 class TrueTasteOracle(Recommender):
     """The synthetic shop's ceiling: rank items by the *true* affinity that generated the data.
 
@@ -389,39 +566,6 @@ class TrueViewOracle(TrueTasteOracle):
         u = as_user_tensor(users, self.n_users_).numpy()
         p = true_view_probability(self.truth, self.user_rows_[u])
         return torch.from_numpy(np.ascontiguousarray(p[:, self.item_rows_], dtype=np.float32))
-
-
-def recnb_models(seed: int = 0, ease_l2: float = 500.0, neighbours: int = 50, shrinkage: float = 10.0,
-                 mlp: bool = True) -> dict[str, Callable[[], Recommender]]:
-    """recnb's line-up, name -> factory: popularity, item-/user-kNN, BPR and MLP with their defaults, EASE.
-
-    ``ease_l2``: EASE's ``λ`` (choose it on a validation split first); ``mlp=False`` leaves out
-    the slowest model.
-    """
-    out: dict[str, Callable[[], Recommender]] = {
-        "recnb popularity": PopularityRecommender,
-        "recnb item-kNN": lambda: ItemKNN(neighbours=neighbours, shrinkage=shrinkage),
-        "recnb user-kNN": lambda: UserKNN(neighbours=neighbours),
-        "recnb BPR": lambda: EmbeddingRecommender(loss="bpr", seed=seed),
-    }
-    if mlp:
-        out["recnb MLP"] = lambda: MLPRecommender(seed=seed)
-    out["recnb EASE"] = lambda: EASE(l2=ease_l2)
-    return out
-
-
-def peer_models(seed: int = 0, threads: int = 1) -> tuple[dict[str, Callable[[], Recommender]], list[str]]:
-    """The peers' line-up, name -> factory, for the peers installed here; and the missing peers' names."""
-    available = peers_available()
-    models: dict[str, Callable[[], Recommender]] = {}
-    if available["implicit"]:
-        models["implicit ALS"] = lambda: ImplicitALS(seed=seed, threads=threads)
-        models["implicit BPR"] = lambda: ImplicitBPR(seed=seed, threads=threads)
-        models["implicit item-cosine"] = lambda: ImplicitItemCosine(threads=threads)
-    if available["cornac"]:
-        models["cornac BPR"] = lambda: CornacBPR(seed=seed, threads=threads)
-        models["cornac EASE"] = lambda: CornacEASE(seed=seed, threads=threads)
-    return models, [name for name, ok in available.items() if not ok]
 
 
 class Benchmark(NamedTuple):
@@ -521,3 +665,179 @@ def eval_latency(model: Recommender, n_users: int, k: int = 10, repeats: int = 5
         model.recommend(users, k=k)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+# -- the tuning protocol (issue 19): one search budget for every model -----------------------------
+
+#: EASE's ``λ`` values, shared by the three EASE implementations (recnb's, cornac's, LensKit's)
+EASE_L2 = [10.0, 20.0, 50.0, 100.0, 200.0, 300.0, 500.0, 700.0, 1000.0, 1500.0, 2000.0, 3000.0, 5000.0]
+_BPR_SPACE = {"factors": [32, 64, 128], "learning_rate": [0.003, 0.01, 0.03, 0.05, 0.1],
+              "regularization": [0.001, 0.01, 0.1], "iterations": [50, 100, 200]}
+
+#: The search space of every model of the protocol: name -> {parameter: values}. Every model's
+#: parameters not named here keep the factory's values (:func:`protocol_models`). Each space holds
+#: at least as many settings as the largest budget used (the random search draws distinct settings).
+#: implicit's and cornac's BPR share one space (and parameter names), so they see the same draws.
+SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
+    "recnb EASE": {"l2": EASE_L2},
+    "recnb EDLAE": {"dropout": [0.1, 0.25, 0.5, 0.67, 0.8], "l2": [10.0, 50.0, 100.0, 200.0, 500.0]},
+    "recnb ALS": {"embedding_dim": [32, 64, 128], "l2": [3.0, 10.0, 30.0, 100.0, 300.0], "alpha": [0.0, 1.0, 3.0, 10.0, 30.0]},
+    "recnb item-kNN": {"neighbours": [10, 20, 50, 100, 200, 400], "shrinkage": [0.0, 10.0, 50.0, 100.0, 200.0]},
+    "recnb BPR": {"embedding_dim": [32, 64, 128], "lr": [0.03, 0.1, 0.3], "l2": [0.001, 0.01, 0.1], "max_epochs": [6, 12, 24]},
+    "implicit ALS": {"factors": [32, 64, 128], "regularization": [0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+                     "alpha": [0.5, 1.0, 2.0, 5.0, 10.0, 20.0]},
+    "implicit BPR": dict(_BPR_SPACE),
+    "cornac EASE": {"l2": EASE_L2},
+    "cornac BPR": dict(_BPR_SPACE),
+    "lenskit EASE": {"l2": EASE_L2},
+    "lenskit item-kNN": {"neighbours": [5, 10, 20, 50, 100, 200], "min_similarity": [1e-6, 0.01, 0.05, 0.1]},
+    "lenskit ALS": {"embedding_dim": [32, 64, 128], "regularization": [0.1, 1.0, 3.0, 10.0, 30.0, 100.0],
+                    "weight": [1.0, 2.0, 5.0, 10.0, 20.0, 40.0]},
+}
+
+
+def protocol_models(seed: int = 0, threads: int = 1, bpr: bool = True) -> dict[str, Callable[[], Recommender]]:
+    """The protocol's line-up, name -> factory of the model with its fixed settings (the searched ones
+    are :data:`SEARCH_SPACES`'): recnb's EASE, EDLAE, ALS, item-kNN and (``bpr``) BPR embedding, and
+    the installed peers' models. ``threads``: every model's thread count (recnb's ALS fits on
+    ``threads`` workers; the rest run under :func:`thread_limit`)."""
+    out: dict[str, Callable[[], Recommender]] = {
+        "recnb EASE": EASE,
+        "recnb EDLAE": DLAE,
+        "recnb ALS": lambda: ALSRecommender(seed=seed, threads=threads),
+        "recnb item-kNN": ItemKNN,
+    }
+    if bpr:
+        out["recnb BPR"] = lambda: EmbeddingRecommender(loss="bpr", seed=seed)
+    available = peers_available()
+    if available["implicit"]:
+        out["implicit ALS"] = lambda: ImplicitALS(seed=seed, threads=threads)
+        out["implicit BPR"] = lambda: ImplicitBPR(seed=seed, threads=threads)
+    if available["cornac"]:
+        out["cornac EASE"] = lambda: CornacEASE(seed=seed, threads=threads)  # posB=True: as cornac ships it
+        out["cornac BPR"] = lambda: CornacBPR(seed=seed, threads=threads)
+    if available["lenskit"]:
+        out["lenskit EASE"] = lambda: LenskitEASE(threads=threads)
+        out["lenskit item-kNN"] = lambda: LenskitItemKNN(threads=threads)
+        out["lenskit ALS"] = lambda: LenskitALS(seed=seed, threads=threads)
+    return out
+
+
+class Protocol(NamedTuple):
+    """What :func:`run_protocol` returns.
+
+    ``runs``: one row per (split, model): ``split``, ``model``, ``library``, ``trials``,
+    ``best_params`` (a dict), ``validation`` (the best trial's ``metric@k`` on validation),
+    ``search_s`` (seconds of the whole search), ``fit_s`` (the refit on the full training part),
+    ``test`` (``metric@k`` on the test part); ``per_user``: model -> frame of per-user test values,
+    index the raw user id, one column per split; ``searches``: ``(split, model)`` ->
+    :class:`~recnb.evaluation.tuning.TuneResult`; ``metric``: ``"<metric>@<k>"``.
+    """
+
+    runs: pd.DataFrame
+    per_user: dict[str, pd.DataFrame]
+    searches: dict[tuple[int, str], TuneResult]
+    metric: str
+
+
+def run_protocol(
+    data: RecData,
+    models: Mapping[str, Callable[[], Recommender]],
+    spaces: Mapping[str, Mapping[str, Any]] = SEARCH_SPACES,
+    n_splits: int = 5,
+    n_trials: int = 8,
+    test_ratio: float = 0.25,
+    validation_ratio: float = 0.25,
+    k: int = 10,
+    metric: str = "ndcg",
+    seed: int = 0,
+    threads: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> Protocol:
+    """Tune, refit and test every model on ``n_splits`` random splits with the same search budget.
+
+    For split ``s = 0 .. n_splits − 1``: ``split = random_holdout(data, test_ratio, seed + s)``
+    (per user), ``validation = holdout_validation(split, validation_ratio, seed + s)`` (carved out
+    of the training part). Each model gets the *same* search: ``n_trials`` distinct settings drawn
+    from its space by :func:`~recnb.evaluation.tuning.tune` (``search="random"``, seeded by
+    ``seed + s``), each fitted on the validation split's training part and scored by ``metric@k``
+    on its held-out part; the best setting is refit on the full training part (timed: ``fit_s``)
+    and scored on the test part (:func:`~recnb.evaluation.evaluate_per_user`). Everything runs
+    under :func:`thread_limit` ``(threads)``. A space with fewer than ``n_trials`` settings is
+    refused (that model would get a smaller budget). ``progress`` receives one line per search.
+    """
+    missing = [name for name in models if name not in spaces]
+    if missing:
+        raise KeyError(f"no search space for {missing}: add them to spaces (known: {sorted(spaces)})")
+    for name in models:
+        size = len(ParameterGrid(dict(spaces[name])))
+        if size < n_trials:
+            raise ValueError(f"spaces[{name!r}] holds {size} settings, fewer than n_trials={n_trials}: every model "
+                             f"must get the same budget")
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 1:
+        raise ValueError(f"n_splits must be a positive integer, got {n_splits!r}")
+    column = f"{metric}@{k}"
+    rows, per_user, searches = [], {name: {} for name in models}, {}
+    for s in range(n_splits):
+        split = random_holdout(data, test_ratio=test_ratio, seed=seed + s)
+        validation = holdout_validation(split, ratio=validation_ratio, seed=seed + s)
+        for name, factory in models.items():
+            with thread_limit(threads):
+                start = time.perf_counter()
+                search = tune(factory(), validation, validation, spaces[name], metric=metric, k=k, search="random",
+                              n_trials=n_trials, seed=seed + s)
+                search_s = time.perf_counter() - start
+                start = time.perf_counter()
+                model = search.refit(split)
+                fit_s = time.perf_counter() - start
+                frame = evaluate_per_user(model, split, k=k, metrics=(metric,))
+            values = pd.Series(frame[column].to_numpy(), index=split.users.ids[frame.index.to_numpy()])
+            per_user[name][s], searches[(s, name)] = values, search
+            rows.append({"split": s, "model": name, "library": name.split()[0], "trials": len(search.table),
+                         "best_params": search.best_params_, "validation": search.best_value_,
+                         "search_s": search_s, "fit_s": fit_s, "test": float(values.mean())})
+            if progress is not None:
+                progress(f"split {s + 1}/{n_splits} {name}: {len(search.table)} trials in {search_s:.0f} s, best "
+                         f"{search.best_params_} ({column} {search.best_value_:.4f} on validation, "
+                         f"{values.mean():.4f} on test)")
+    frames = {name: pd.DataFrame(by_split) for name, by_split in per_user.items()}
+    return Protocol(pd.DataFrame(rows), frames, searches, column)
+
+
+def protocol_table(result: Protocol, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """One row per model (index = name), best first: ``library``, ``mean`` (of the per-split test
+    means), ``low`` / ``high`` (95 % BCa bootstrap interval over *users* of each user's mean over
+    the splits, :func:`~recnb.evaluation.uncertainty.bootstrap_ci`), ``split_std`` / ``split_min``
+    / ``split_max`` (of the per-split means), ``fit_s`` and ``search_s`` (means over splits),
+    ``trials`` (per split) and ``splits``."""
+    rows = {}
+    for name, group in result.runs.groupby("model", sort=False):
+        interval = bootstrap_ci(result.per_user[name].mean(axis=1), n_resamples=n_resamples, seed=seed)
+        trials = group["trials"].unique()
+        rows[name] = {"library": group["library"].iloc[0], "mean": group["test"].mean(), "low": interval.low,
+                      "high": interval.high, "split_std": group["test"].std(ddof=1) if len(group) > 1 else 0.0,
+                      "split_min": group["test"].min(), "split_max": group["test"].max(),
+                      "fit_s": group["fit_s"].mean(), "search_s": group["search_s"].mean(),
+                      "trials": int(trials[0]) if len(trials) == 1 else -1, "splits": len(group)}
+    return pd.DataFrame.from_dict(rows, orient="index").sort_values("mean", ascending=False)
+
+
+def paired_protocol(result: Protocol, a: str, b: str, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """The paired test of model ``a`` against model ``b`` over the protocol's splits.
+
+    The unit is the user: ``d_u`` = the mean over splits of ``a``'s minus ``b``'s test value for
+    user ``u`` (both models scored on the same test items in every split). Returns ``a``, ``b``,
+    ``mean_diff``, ``low``, ``high``, ``p_value`` (:func:`~recnb.evaluation.uncertainty.paired_bootstrap`
+    of the per-user means), ``wilcoxon_p`` (:func:`~recnb.evaluation.uncertainty.wilcoxon`),
+    ``users``, ``split_diffs`` (the per-split mean differences) and ``splits_ahead`` (how many of
+    them are > 0).
+    """
+    for name in (a, b):
+        if name not in result.per_user:
+            raise KeyError(f"{name!r} is not a model of this protocol run (models: {list(result.per_user)})")
+    mean_a, mean_b = result.per_user[a].mean(axis=1), result.per_user[b].mean(axis=1)
+    test = paired_bootstrap(mean_a, mean_b, n_resamples=n_resamples, seed=seed)
+    split_diffs = (result.per_user[a] - result.per_user[b]).mean(axis=0).to_numpy()
+    return {"a": a, "b": b, "mean_diff": test.mean_diff, "low": test.low, "high": test.high, "p_value": test.p_value,
+            "wilcoxon_p": wilcoxon(mean_a, mean_b).p_value, "users": test.n,
+            "split_diffs": [float(v) for v in split_diffs], "splits_ahead": int((split_diffs > 0).sum())}

@@ -94,6 +94,7 @@ PEERS: dict[str, tuple[str, Callable[[Shop], Recommender]]] = {
     "cornac-ease": ("cornac", lambda shop: bench.CornacEASE(l2=50.0)),
     "lenskit-ease": ("lenskit", lambda shop: bench.LenskitEASE(l2=50.0)),
     "lenskit-als": ("lenskit", lambda shop: bench.LenskitALS(embedding_dim=8, epochs=2)),
+    "lenskit-knn": ("lenskit", lambda shop: bench.LenskitItemKNN(neighbours=10)),
 }
 LIGHTNING = ("mf", "mlp", "embedding", "dp-embedding", "warm-start")
 ALL = (*MODELS, *PEERS)

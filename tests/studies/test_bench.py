@@ -158,19 +158,16 @@ def test_ratio_check_by_hand():
 
 
 def test_missing_peer_is_named_with_the_install_command(monkeypatch):
-    monkeypatch.setattr(bench, "peers_available", lambda: {"implicit": False, "cornac": True})
+    monkeypatch.setattr(bench, "peers_available", lambda: {"implicit": False, "cornac": True, "lenskit": False})
     with pytest.raises(ModuleNotFoundError, match=r'pip install -e "\.\[bench\]"'):
         bench.ImplicitALS()
-    models, missing = bench.peer_models()
-    assert missing == ["implicit"] and not any(name.startswith("implicit") for name in models)
+    models = bench.protocol_models()
+    assert not any(name.startswith(("implicit", "lenskit")) for name in models)
+    assert list(models) == ["recnb EASE", "recnb EDLAE", "recnb ALS", "recnb item-kNN", "recnb BPR", "cornac EASE",
+                            "cornac BPR"]
+    assert "recnb BPR" not in bench.protocol_models(bpr=False)
     with pytest.raises(ValueError, match="peer must be one of"):
         bench.require("lightfm")
-
-
-def test_recnb_line_up_and_bad_threads():
-    names = list(bench.recnb_models(mlp=False))
-    assert names == ["recnb popularity", "recnb item-kNN", "recnb user-kNN", "recnb BPR", "recnb EASE"]
-    assert "recnb MLP" in bench.recnb_models()
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         bench.thread_limit(0)
 
@@ -180,3 +177,132 @@ def test_eval_latency_is_positive(split):
     assert 0 < bench.eval_latency(model, split.n_users, repeats=2) < 60
     with pytest.raises(ValueError, match="repeats"):
         bench.eval_latency(model, split.n_users, repeats=0)
+
+
+# -- LensKit adapters: LensKit's own scores in recnb's order -----------------------------------------
+
+def _lenskit_scores(model, user: int, history: np.ndarray | None, n_items: int) -> np.ndarray:
+    from lenskit.data import ItemList, RecQuery
+
+    query = RecQuery(user_id=user, history_items=None if history is None else ItemList(item_ids=history))
+    out = model(query, ItemList(item_ids=np.arange(n_items)))
+    scores = np.full(n_items, np.nan)
+    scores[np.asarray(out.ids(), dtype=np.int64)] = out.scores()
+    return scores
+
+
+def test_lenskit_ease_is_lenskits_score_and_recnbs_ease(split):
+    _peer("lenskit")
+    model = bench.LenskitEASE(l2=20.0).fit(split)
+    x = split.train_csr()
+    scores = model.score(USERS).numpy()
+    for row, u in enumerate(USERS):
+        np.testing.assert_allclose(scores[row], _lenskit_scores(model.model_, u, x[u].indices, split.n_items),
+                                   rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(scores, EASE(l2=20.0).fit(split).score(USERS).numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_lenskit_als_factors_are_lenskits_stored_embeddings(split):
+    _peer("lenskit")
+    model = bench.LenskitALS(embedding_dim=8, regularization=1.0, weight=5.0, epochs=3).fit(split)
+    scores = model.score(USERS).numpy()
+    assert np.abs(scores).max() > 1e-3
+    for row, u in enumerate(USERS):  # no query items: LensKit scores with the trained user embedding
+        np.testing.assert_allclose(scores[row], _lenskit_scores(model.model_, u, None, split.n_items), rtol=1e-4, atol=1e-5)
+    again = bench.LenskitALS(embedding_dim=8, regularization=1.0, weight=5.0, epochs=3).fit(split)
+    np.testing.assert_array_equal(again.score(USERS).numpy(), scores)  # seeded
+
+
+def test_lenskit_item_knn_is_lenskits_sum_of_neighbour_similarities(split):
+    _peer("lenskit")
+    model = bench.LenskitItemKNN(neighbours=5).fit(split)
+    x = split.train_csr()
+    scores = model.score(USERS).numpy()
+    for row, u in enumerate(USERS):
+        own = _lenskit_scores(model.model_, u, x[u].indices, split.n_items)
+        np.testing.assert_array_equal(np.isnan(own), np.isneginf(scores[row]))
+        np.testing.assert_allclose(scores[row][~np.isnan(own)], own[~np.isnan(own)], rtol=1e-6)
+    # implicit feedback: the score of item i sums its <= 5 most similar items among the user's (by hand)
+    sim = model.model_.sim_matrix.to_scipy().toarray()  # row j: item j's neighbours and similarities
+    u, profile, checked = USERS[0], x[USERS[0]].indices, 0
+    for i in range(split.n_items):
+        s = sim[profile, i]
+        s = np.sort(s[s >= 1e-6])[::-1][:5]
+        if s.size:
+            assert scores[0, i] == pytest.approx(s.sum(), rel=1e-5)
+            checked += 1
+    assert checked > split.n_items // 2
+
+
+# -- the tuning protocol -------------------------------------------------------------------------
+
+def test_protocol_budget_argmax_refit_and_paired_test(shop):
+    from scipy import stats
+
+    from recnb.data import holdout_validation
+    from recnb.evaluation import evaluate_per_user
+    from recnb.evaluation.uncertainty import bootstrap_ci, paired_bootstrap
+    from recnb.models.dlae import DLAE
+
+    spaces = {"recnb EASE": {"l2": [1.0, 10.0, 100.0, 1000.0]},
+              "recnb EDLAE": {"dropout": [0.2, 0.6], "l2": [5.0, 50.0]}}
+    models = {"recnb EASE": EASE, "recnb EDLAE": DLAE}
+    lines = []
+    out = bench.run_protocol(shop, models, spaces, n_splits=2, n_trials=3, seed=4, progress=lines.append)
+    assert len(lines) == 4 and out.metric == "ndcg@10"
+    # every model gets exactly the budget, on every split
+    assert (out.runs["trials"] == 3).all() and len(out.runs) == 4
+    assert all(len(search.table) == 3 for search in out.searches.values())
+    for s in range(2):
+        split = random_holdout(shop, test_ratio=0.25, seed=4 + s)
+        validation = holdout_validation(split, ratio=0.25, seed=4 + s)
+        search = out.searches[(s, "recnb EASE")]
+        # each trial's value is EASE's validation NDCG@10; the chosen λ is their argmax
+        values = [evaluate(EASE(l2=l2).fit(validation), validation, metrics=("ndcg",))["ndcg@10"] for l2 in search.table["l2"]]
+        np.testing.assert_allclose(search.table["value"], values, rtol=1e-6)
+        best = float(search.table["l2"].iloc[int(np.argmax(values))])
+        row = out.runs.query("split == @s and model == 'recnb EASE'").iloc[0]
+        assert row["best_params"] == {"l2": best}
+        # refit on the full training part, scored on the test part
+        frame = evaluate_per_user(EASE(l2=best).fit(split), split, metrics=("ndcg",))
+        np.testing.assert_allclose(out.per_user["recnb EASE"][s].to_numpy(), frame["ndcg@10"].to_numpy(), rtol=1e-6)
+        assert row["test"] == pytest.approx(frame["ndcg@10"].mean())
+    table = bench.protocol_table(out, n_resamples=300)
+    for name in models:
+        runs = out.runs[out.runs["model"] == name]
+        assert table.loc[name, "mean"] == pytest.approx(runs["test"].mean())
+        assert table.loc[name, "trials"] == 3 and table.loc[name, "splits"] == 2
+        interval = bootstrap_ci(out.per_user[name].mean(axis=1), n_resamples=300)
+        assert (table.loc[name, "low"], table.loc[name, "high"]) == pytest.approx((interval.low, interval.high))
+    # the paired test: per-user means over the splits, the same as scipy on those vectors
+    paired = bench.paired_protocol(out, "recnb EDLAE", "recnb EASE", n_resamples=300)
+    a, b = out.per_user["recnb EDLAE"].mean(axis=1), out.per_user["recnb EASE"].mean(axis=1)
+    d = (a - b).to_numpy()
+    assert paired["mean_diff"] == pytest.approx(d.mean()) and paired["users"] == len(d)
+    if np.any(d != 0):
+        assert paired["wilcoxon_p"] == pytest.approx(stats.wilcoxon(d).pvalue)
+    direct = paired_bootstrap(a, b, n_resamples=300)
+    assert (paired["low"], paired["high"], paired["p_value"]) == pytest.approx((direct.low, direct.high, direct.p_value))
+    ci = stats.bootstrap((d,), np.mean, n_resamples=300, method="BCa", random_state=0).confidence_interval
+    assert paired["low"] == pytest.approx(ci.low, abs=0.01) and paired["high"] == pytest.approx(ci.high, abs=0.01)
+    split_diffs = (out.per_user["recnb EDLAE"] - out.per_user["recnb EASE"]).mean(axis=0)
+    np.testing.assert_allclose(paired["split_diffs"], split_diffs.to_numpy())
+
+
+def test_protocol_refuses_a_smaller_budget_or_a_missing_space(shop):
+    with pytest.raises(ValueError, match="fewer than n_trials=5"):
+        bench.run_protocol(shop, {"recnb EASE": EASE}, {"recnb EASE": {"l2": [1.0, 10.0]}}, n_trials=5)
+    with pytest.raises(KeyError, match="no search space"):
+        bench.run_protocol(shop, {"mine": EASE}, n_trials=2)
+
+
+def test_search_spaces_hold_the_budget_and_name_real_parameters():
+    from sklearn.model_selection import ParameterGrid
+
+    models = bench.protocol_models()
+    for name, factory in models.items():
+        space = bench.SEARCH_SPACES[name]
+        assert len(ParameterGrid(space)) >= 10, name
+        assert set(space) <= set(factory().get_params()), name
+    # the two BPRs search the same space, so the seeded random search draws the same settings
+    assert bench.SEARCH_SPACES["implicit BPR"] == bench.SEARCH_SPACES["cornac BPR"]
