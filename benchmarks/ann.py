@@ -6,7 +6,7 @@ retrieve-then-rank recommender loses against exact full ranking on the synthetic
     .venv/bin/python benchmarks/ann.py --items 100000 1000000   # both sizes of issue 20
     .venv/bin/python benchmarks/ann.py --skip shop --items 1000000
 
-**Vectors.** Seeded *clustered* vectors, a Gaussian mixture: ``n_items / 1000`` centres drawn
+**Vectors.** Seeded *clustered* vectors (`recnb.search.ann.clustered_vectors`), a Gaussian mixture: ``n_items / 1000`` centres drawn
 ``N(0, I_d)``, each item a centre plus ``N(0, 0.35² I_d)`` noise, every row then normalised to unit
 length (so inner product = cosine, and every index, FAISS's HNSW on inner products included, answers
 the same question); queries are fresh draws from the same mixture. Clustered, because item
@@ -55,6 +55,7 @@ from recnb.search.ann import (
     IVFIndex,
     RetrieveThenRank,
     available,
+    clustered_vectors,
     recall_at_k,
 )
 
@@ -64,16 +65,10 @@ K = 10
 
 def vectors(n_items: int, n_queries: int, dim: int, data: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit-norm item ``(n_items, dim)`` and query ``(n_queries, dim)`` vectors, float32, seeded (see the docstring)."""
+    if data == "clustered":
+        return clustered_vectors(n_items, n_queries, dim, seed)
     g = torch.Generator().manual_seed(seed)
-    if data == "gaussian":
-        x, q = torch.randn(n_items, dim, generator=g), torch.randn(n_queries, dim, generator=g)
-    else:
-        centres = torch.randn(max(1, n_items // 1000), dim, generator=g)
-
-        def draw(n: int) -> torch.Tensor:
-            return centres[torch.randint(len(centres), (n,), generator=g)] + 0.35 * torch.randn(n, dim, generator=g)
-
-        x, q = draw(n_items), draw(n_queries)
+    x, q = torch.randn(n_items, dim, generator=g), torch.randn(n_queries, dim, generator=g)
     return torch.nn.functional.normalize(x, dim=1), torch.nn.functional.normalize(q, dim=1)
 
 

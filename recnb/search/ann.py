@@ -175,6 +175,34 @@ def augment_queries(queries: Vectors) -> torch.Tensor:
     return torch.cat([q, q.new_zeros(q.shape[0], 1)], dim=1)
 
 
+# -- test vectors ---------------------------------------------------------------------------------
+def clustered_vectors(n_items: int, n_queries: int, dim: int, seed: int = 0, n_centres: int | None = None,
+                      spread: float = 0.35, normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded item ``(n_items, dim)`` and query ``(n_queries, dim)`` vectors from one Gaussian mixture, float32.
+
+    ``n_centres`` centres (default ``max(1, n_items // 1000)``) drawn ``N(0, I_d)``; each vector is a
+    centre chosen uniformly plus ``N(0, spread² I_d)`` noise; rows then scaled to unit length when
+    ``normalise`` (inner product = cosine). Clustered, as trained item embeddings are (around
+    categories and tastes): the structure inverted files and graphs exploit. Draw order, from one
+    ``torch.Generator`` seeded ``seed``: centres, item centres, item noise, query centres, query noise.
+    """
+    for name, value in (("n_items", n_items), ("n_queries", n_queries), ("dim", dim)):
+        _check_positive(name, value)
+    n_centres = max(1, n_items // 1000) if n_centres is None else _check_positive("n_centres", n_centres)
+    if not spread >= 0:
+        raise ValueError(f"spread must be >= 0 (the noise's standard deviation), got {spread!r}")
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(n_centres, dim, generator=g)
+
+    def draw(n: int) -> torch.Tensor:
+        return centres[torch.randint(n_centres, (n,), generator=g)] + spread * torch.randn(n, dim, generator=g)
+
+    x, q = draw(n_items), draw(n_queries)
+    if normalise:
+        x, q = torch.nn.functional.normalize(x, dim=1), torch.nn.functional.normalize(q, dim=1)
+    return x, q
+
+
 # -- k-means --------------------------------------------------------------------------------------
 class KMeans(NamedTuple):
     """Result of :func:`kmeans`: ``centroids`` ``(c, d)``, ``assignment`` ``(n,)`` int64 cell of each point,
@@ -659,9 +687,11 @@ class RetrieveThenRank:
     For each user vector ``u`` (:func:`factor_tables`), ``index.search(u, c)`` retrieves ``c``
     candidates, the user's training items are removed, and the rest are ranked by the model's
     exact score ``⟨u, x⟩`` (:func:`rank`, ties to the lower item index as in ``model.recommend``).
-    ``c = n_candidates + (the batch's largest number of training items)`` when ``exclude_seen``,
-    so at least ``n_candidates`` unseen candidates reach the re-ranking; items the index misses are
-    the only loss. An ``ip`` index gets the raw vectors; an ``l2`` or ``cosine`` index gets them
+    The index is asked for ``n_candidates + (the batch's largest number of training items)`` (plus
+    the banned items) when ``exclude_seen``; after the seen and banned ones are removed, each user's
+    first ``n_candidates`` in the index's own order reach the re-ranking, so ``n_candidates`` is the
+    re-ranking budget per user whatever the history lengths; items the index misses or ranks below
+    that budget are the only loss. An ``ip`` index gets the raw vectors; an ``l2`` or ``cosine`` index gets them
     through :func:`mips_augment` / :func:`augment_queries`, which make its nearest neighbours the
     largest inner products. :meth:`fit` builds the index; :meth:`recommend` has the signature and
     output of :meth:`recnb.models.base.Recommender.recommend`.
@@ -723,6 +753,7 @@ class RetrieveThenRank:
             seen_keys = torch.from_numpy(rows * n_items + seen.indices.astype(np.int64))
             keys = torch.arange(len(users)).unsqueeze(1) * n_items + found
             drop |= torch.isin(keys, seen_keys)
+        drop |= torch.cumsum(~drop, dim=1) > self.n_candidates  # the budget: the first n_candidates left
         scores = scores.masked_fill(drop, -torch.inf)
         if threshold is not None:
             scores = scores.masked_fill(scores < threshold, -torch.inf)

@@ -10,10 +10,11 @@ import torch
 
 from recnb.data.splits import random_holdout
 from recnb.data.synthetic import make_shop
-from recnb.math.ranking import PAD
+from recnb.math.ranking import PAD, Ranking
 from recnb.models.embedding import EmbeddingRecommender
 from recnb.search.ann import (
     METRICS,
+    AnnIndex,
     ExactIndex,
     FaissFlat,
     FaissHNSW,
@@ -23,6 +24,7 @@ from recnb.search.ann import (
     RetrieveThenRank,
     augment_queries,
     available,
+    clustered_vectors,
     exact_top_k,
     factor_tables,
     kmeans,
@@ -136,6 +138,27 @@ def test_mips_augmentation_gives_the_inner_product_top_k(data):
         mips_augment(x, max_norm=1.0)
 
 
+def test_clustered_vectors_are_a_seeded_mixture():
+    x, q = clustered_vectors(3000, 40, 8, seed=1)
+    assert x.shape == (3000, 8) and q.shape == (40, 8) and x.dtype == torch.float32
+    assert torch.allclose(x.norm(dim=1), torch.ones(3000)) and torch.allclose(q.norm(dim=1), torch.ones(40))
+    again = clustered_vectors(3000, 40, 8, seed=1)
+    assert torch.equal(x, again[0]) and torch.equal(q, again[1])
+    assert not torch.equal(x, clustered_vectors(3000, 40, 8, seed=2)[0])
+    # no noise: every vector is one of the n_items // 1000 = 3 centres, and queries come from the same ones
+    x0, q0 = clustered_vectors(3000, 40, 8, seed=1, spread=0.0, normalise=False)
+    centres = torch.unique(x0, dim=0)
+    assert len(centres) == 3 and set(map(tuple, torch.unique(q0, dim=0).tolist())) <= set(map(tuple, centres.tolist()))
+    # the noise has standard deviation `spread` around the item's nearest centre
+    x1, _ = clustered_vectors(3000, 40, 8, seed=1, spread=0.1, normalise=False)
+    assert torch.equal(torch.cdist(x1, centres).argmin(dim=1), torch.cdist(x0, centres).argmin(dim=1))
+    assert (x1 - x0).std().item() == pytest.approx(0.1, rel=0.05)
+    with pytest.raises(ValueError, match="spread must be >= 0"):
+        clustered_vectors(10, 1, 2, spread=-1.0)
+    with pytest.raises(ValueError, match="n_centres must be an integer >= 1"):
+        clustered_vectors(10, 1, 2, n_centres=0)
+
+
 @needs_faiss
 @pytest.mark.parametrize("metric", METRICS)
 def test_faiss_flat_and_full_ivf_equal_exact(data, metric):
@@ -238,6 +261,34 @@ def test_retrieve_then_rank_with_a_complete_index_is_recommend(shop_model, index
     assert torch.equal(rtr.recommend(k=10, exclude_seen=False).indices, shop_model.recommend(k=10, exclude_seen=False).indices)
     banned = expected.indices[:, 0].unique()  # every user's best item, banned for all
     assert torch.equal(rtr.recommend(k=10, filter_items=banned).indices, shop_model.recommend(k=10, filter_items=banned).indices)
+
+
+class _WorstFirst(AnnIndex):
+    """An exact inner-product index that returns its candidates in the *wrong* order (lowest first)."""
+
+    def _build(self, x: torch.Tensor) -> None:
+        self._x = x
+
+    def _search(self, q: torch.Tensor, k: int) -> Ranking:
+        scores = q @ self._x.T
+        order = torch.argsort(scores, dim=1, stable=True)[:, :k]
+        return Ranking(order, scores.gather(1, order))
+
+    def memory_bytes(self) -> int:
+        return self._x.numel() * self._x.element_size()
+
+
+def test_retrieve_then_rank_re_ranks_the_first_n_candidates_of_the_index(shop_model):
+    # the index's first 10 unseen candidates per user are its 10 *lowest* scores: re-ranked, they are
+    # exactly those 10 items in descending order, whatever the length of the user's history
+    got = RetrieveThenRank(shop_model, _WorstFirst(), n_candidates=10).fit().recommend(k=5)
+    scores = shop_model.score().masked_fill(torch.as_tensor(shop_model.seen_.toarray(), dtype=torch.bool), torch.inf)
+    lowest = torch.argsort(scores, dim=1, stable=True)[:, :10]
+    expected = torch.gather(scores, 1, lowest).argsort(dim=1, descending=True, stable=True)[:, :5]
+    assert torch.equal(got.indices, lowest.gather(1, expected))
+    # a larger budget lets better items in
+    wide = RetrieveThenRank(shop_model, _WorstFirst(), n_candidates=300).fit().recommend(k=5)
+    assert torch.equal(wide.indices, shop_model.recommend(k=5).indices)
 
 
 def test_retrieve_then_rank_with_one_cell_loses_items(shop_model):
