@@ -38,11 +38,9 @@ from typing import Self
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from recnb.data.schema import SplitLike, as_split
-from recnb.models.base import SimilarItems, Users, as_user_tensor
-from recnb.models.ease import gram
+from recnb.models.ease import ItemWeights, gram
 
 
 def dropout_penalty(g: np.ndarray, dropout: float, l2: float) -> np.ndarray:
@@ -73,7 +71,7 @@ def dlae_weights(g: np.ndarray, dropout: float, l2: float, zero_diagonal: bool =
     return b
 
 
-class DLAE(SimilarItems):
+class DLAE(ItemWeights):
     """Denoising linear autoencoder: ``score(u) = x_u B`` with ``B`` from :func:`dlae_weights`.
 
     ``dropout``: ``p``, the probability of dropping an entry of ``X`` (``0`` with
@@ -94,15 +92,6 @@ class DLAE(SimilarItems):
         self.x_: sp.csr_matrix = split.train_csr("binary")
         self.weights_ = dlae_weights(gram(self.x_), self.dropout, self.l2, self.zero_diagonal).astype(np.float32)
         return self
-
-    def score(self, users: Users = None) -> torch.Tensor:
-        self._check_fitted()
-        u = as_user_tensor(users, self.n_users_).numpy()
-        return torch.from_numpy(np.asarray(self.x_[u] @ self.weights_, dtype=np.float32))
-
-    def item_similarity(self, items: torch.Tensor) -> torch.Tensor:
-        """Rows ``B[items]`` ``(len(items), n_items)``: the scores of a user whose only item is each one."""
-        return torch.from_numpy(self.weights_[items.numpy()])
 
     def __repr__(self) -> str:
         return f"DLAE(dropout={self.dropout:g}, l2={self.l2:g}, zero_diagonal={self.zero_diagonal})"

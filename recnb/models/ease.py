@@ -54,7 +54,28 @@ def ease_weights(g: np.ndarray, l2: float) -> np.ndarray:
     return b
 
 
-class EASE(SimilarItems):
+class ItemWeights(SimilarItems):
+    """A linear item-to-item model: ``score(u) = x_u B``.
+
+    ``x_`` is the binary training CSR ``(n_users, n_items)`` and ``weights_`` the item-item matrix
+    ``B`` ``(n_items, n_items)`` float32 that a subclass's ``fit`` computes (EASE, DLAE, and the peer
+    libraries' EASE in :mod:`recnb.studies.bench`); scoring and :meth:`similar_items` are shared.
+    """
+
+    def score(self, users: Users = None) -> torch.Tensor:
+        """``X[users] B``: ``(U, n_items)`` float32."""
+        self._check_fitted()
+        u = as_user_tensor(users, self.n_users_).numpy()
+        return torch.from_numpy(np.asarray(self.x_[u] @ self.weights_, dtype=np.float32))
+
+    def item_similarity(self, items: torch.Tensor) -> torch.Tensor:
+        """Rows ``B[items]`` ``(len(items), n_items)``: ``B[j]`` is ``e_j B``, the scores of a user
+        whose only item is ``j`` (what "more like ``j``" means to a linear item model); ``B`` is not
+        symmetric, and its column ``B[:, j]`` would rank the items that *predict* ``j`` instead."""
+        return torch.from_numpy(self.weights_[items.numpy()])
+
+
+class EASE(ItemWeights):
     """Embarrassingly Shallow Autoencoder: ``score(u) = x_u B`` with ``B`` from :func:`ease_weights`.
 
     ``l2``: the L2 penalty ``λ`` (larger = smoother, less popularity-driven weights; choose it on a
@@ -74,17 +95,6 @@ class EASE(SimilarItems):
         self.x_ = split.train_csr("binary")
         self.weights_ = ease_weights(gram(self.x_), self.l2).astype(np.float32)  # B (n_items, n_items)
         return self
-
-    def score(self, users: Users = None) -> torch.Tensor:
-        self._check_fitted()
-        u = as_user_tensor(users, self.n_users_).numpy()
-        return torch.from_numpy(np.asarray(self.x_[u] @ self.weights_, dtype=np.float32))
-
-    def item_similarity(self, items: torch.Tensor) -> torch.Tensor:
-        """Rows ``B[items]`` ``(len(items), n_items)``: ``B[j]`` is ``e_j B``, the scores of a user
-        whose only item is ``j`` (what "more like ``j``" means to EASE); ``B`` is not symmetric, and
-        its column ``B[:, j]`` would rank the items that *predict* ``j`` instead."""
-        return torch.from_numpy(self.weights_[items.numpy()])
 
     def __repr__(self) -> str:
         return f"EASE(l2={self.l2:g})"

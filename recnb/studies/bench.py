@@ -61,11 +61,9 @@ from recnb.training import check_threads, torch_threads
 from recnb.data.synthetic import true_affinity
 from recnb.models.als import ALSRecommender
 from recnb.models.dlae import DLAE
-from recnb.models.ease import EASE
+from recnb.models.ease import EASE, ItemWeights
 from recnb.models.embedding import EmbeddingRecommender
-from recnb.models.knn import ItemKNN, UserKNN
-from recnb.models.mlp import MLPRecommender
-from recnb.models.popularity import PopularityRecommender
+from recnb.models.knn import ItemKNN
 
 PEERS = ("implicit", "cornac", "lenskit")
 INSTALL = 'pip install -e ".[bench]"'
@@ -295,7 +293,7 @@ class CornacBPR(_FactorRecommender):
         return f"CornacBPR({', '.join(f'{k}={v}' for k, v in self.params.items())})"
 
 
-class CornacEASE(Recommender):
+class CornacEASE(ItemWeights):
     """``cornac``'s EASE (``cornac.models.EASE``, Steck 2019), with cornac's default ``posB=True``.
 
     cornac computes ``B`` with the zero-diagonal closed form of :mod:`recnb.models.ease` and, by
@@ -338,11 +336,6 @@ class CornacEASE(Recommender):
         self.x_ = split.train_csr()
         return self
 
-    def score(self, users: Users = None) -> torch.Tensor:
-        self._check_fitted()
-        u = as_user_tensor(users, self.n_users_).numpy()
-        return torch.from_numpy(np.asarray(self.x_[u] @ self.weights_, dtype=np.float32))
-
     def __repr__(self) -> str:
         return f"CornacEASE(l2={self.l2:g}, positive_only={self.positive_only})"
 
@@ -376,7 +369,7 @@ def _lenskit_threads(threads: int) -> AbstractContextManager:
     return thread_limit(threads)
 
 
-class LenskitEASE(Recommender):
+class LenskitEASE(ItemWeights):
     """LensKit's EASE (``lenskit.knn.EASEScorer``, Steck 2019): the plain zero-diagonal closed form.
 
     ``l2``: LensKit's ``regularization`` (``λ``). Scores ``x_u B`` with ``B`` (LensKit's ``weights``)
@@ -406,11 +399,6 @@ class LenskitEASE(Recommender):
         self.weights_ = np.ascontiguousarray(np.asarray(model.weights)[np.ix_(order, order)], dtype=np.float32)
         self.x_ = split.train_csr()
         return self
-
-    def score(self, users: Users = None) -> torch.Tensor:
-        self._check_fitted()
-        u = as_user_tensor(users, self.n_users_).numpy()
-        return torch.from_numpy(np.asarray(self.x_[u] @ self.weights_, dtype=np.float32))
 
     def __repr__(self) -> str:
         return f"LenskitEASE(l2={self.l2:g})"
