@@ -28,6 +28,15 @@ merging a sparse gradient per lookup (``benchmarks/bpr_speed.py`` measures an ep
 (``trainer.world_size > 1``) the sparse tables take autograd's path, whose backward pass is what
 DDP's gradient all-reduce hooks into.
 
+``optimizer="sgd"`` (BPR only) is Rendle's LearnBPR instead: plain SGD on one (user, positive,
+negative) triple at a time, in order, as implicit and cornac train BPR. Its step is one compiled
+loop over the batch (:func:`recnb.training.bpr_sgd.bpr_sgd_step`) that updates the three rows of
+each triple in place, with no gradient tensor at all; the batch only sets how often Lightning's
+loop and the negative sampler run. A pass over ``n`` training pairs with ``k`` negatives makes
+``n·k`` updates where the batched optimisers make ``n / batch_size``, so the rate ``lr`` wants a
+smaller value (``benchmarks/time_to_quality.py`` uses 0.05). On one process only (DDP has nothing
+to synchronise).
+
 Each training epoch logs (one value per epoch, see :class:`~recnb.training.HistoryLogger`)
 ``train_loss``, ``pos_score`` and ``neg_score`` (means over the epoch's rows of the loss and of the
 scores of positives and sampled negatives), ``user_norm`` and ``item_norm`` (mean Euclidean norm of
@@ -47,9 +56,10 @@ from recnb.data.datamodule import InteractionDataModule
 from recnb.data.schema import Split
 from recnb.math.losses import bce_loss, bpr_loss, negative_sampling_loss, positive_only_loss
 from recnb.models.base import ItemVectors, LightningRecommender, Users, as_user_tensor, check_sizes
+from recnb.training.bpr_sgd import bpr_sgd_step
 
 LOSSES = ("positive_only", "negative_sampling", "bpr", "bce")
-OPTIMIZERS = ("adagrad", "adam")
+OPTIMIZERS = ("adagrad", "adam", "sgd")
 #: automatic sparse gradients above this many times the table rows one batch can touch
 SPARSE_FACTOR = 2
 
@@ -89,7 +99,7 @@ class EmbeddingRecommender(ItemVectors, LightningRecommender):
 
     Hyper-parameters (all saved with ``save_hyperparameters``):
     ``embedding_dim`` d; ``loss`` (see :data:`LOSSES`); ``n_negatives`` sampled per positive;
-    ``item_bias``; ``optimizer`` (``"adagrad"`` or ``"adam"``) and its ``lr``; ``l2``, the penalty on
+    ``item_bias``; ``optimizer`` (``"adagrad"``, ``"adam"`` or BPR's per-triple ``"sgd"``) and its ``lr``; ``l2``, the penalty on
     the squared norms of the embeddings a batch uses (see the module docstring); ``init_std`` of the normal
     initialisation; ``max_epochs``; ``batch_size``; ``sampler`` of negatives (``"uniform"`` or
     ``"popularity"``); ``sparse_gradients`` (``None``: automatic, see :meth:`uses_sparse_gradients`);
@@ -122,11 +132,15 @@ class EmbeddingRecommender(ItemVectors, LightningRecommender):
     ) -> None:
         super().__init__()
         if sparse_gradients and optimizer != "adagrad":
-            raise ValueError(f"sparse_gradients=True needs optimizer='adagrad' (Adam has no sparse update), got {optimizer!r}")
+            raise ValueError(f"sparse_gradients=True needs optimizer='adagrad' (Adam has no sparse update, and "
+                             f"'sgd' updates rows in place without gradients), got {optimizer!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        if optimizer == "sgd" and loss != "bpr":
+            raise ValueError(f"optimizer='sgd' is BPR's per-triple step (recnb.training.bpr_sgd) and needs "
+                             f"loss='bpr', got loss={loss!r}: use optimizer='adagrad' for the other losses")
         for name, value in (("embedding_dim", embedding_dim), ("n_negatives", n_negatives), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -193,9 +207,14 @@ class EmbeddingRecommender(ItemVectors, LightningRecommender):
         )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adagrad or Adam on the tables; for ``"sgd"`` a ``torch.optim.SGD`` that holds the rate η
+        (read at every step, so a scheduler or the LR finder can change it) while
+        :func:`~recnb.training.bpr_sgd.bpr_sgd_step` makes the update."""
         hp: Any = self.hparams
         if hp.optimizer == "adam":
             return torch.optim.Adam(self.parameters(), lr=hp.lr)
+        if hp.optimizer == "sgd":
+            return torch.optim.SGD(self.parameters(), lr=hp.lr)
         return torch.optim.Adagrad(self.parameters(), lr=hp.lr)
 
     # -- scores -------------------------------------------------------------------------------
@@ -283,19 +302,35 @@ class EmbeddingRecommender(ItemVectors, LightningRecommender):
             self.item_bias.weight.grad = row_gradient(all_items, torch.cat([g_pos, g_neg.reshape(-1)]).unsqueeze(1), V.shape[0])
         return fit.detach() + hp.l2 * norms, pos.detach(), neg.detach()
 
+    def sgd_rows(self, batch: dict[str, torch.Tensor], lr: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """BPR's per-triple SGD steps over ``batch``, in place (:func:`~recnb.training.bpr_sgd.bpr_sgd_step`);
+        returns ``(loss, pos, neg)`` as ``(1,)`` means over the batch's triples, each taken before its step
+        (the loss is ``−log σ(x)``, without the penalty)."""
+        hp: Any = self.hparams
+        bias = self.item_bias.weight.view(-1) if self.item_bias is not None else None
+        sums = bpr_sgd_step(self.user_embedding.weight, self.item_embedding.weight, bias,
+                            batch["user"], batch["pos"], batch["neg"], lr=lr, l2=hp.l2)
+        means = (sums / batch["neg"].numel()).float()
+        return means[0], means[1:2], means[2:3]
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One optimiser step on ``batch``; returns the (detached) loss."""
         opt = self.optimizers()
         opt.zero_grad()
-        if self.user_embedding.sparse and self.trainer.world_size == 1:  # DDP all-reduces only what backward() makes
+        if self.hparams.optimizer == "sgd":
+            if self.trainer.world_size > 1:
+                raise RuntimeError("optimizer='sgd' updates one process's tables in place, which DDP cannot "
+                                   "synchronise: train with optimizer='adagrad' on several processes")
+            loss, pos, neg = self.sgd_rows(batch, opt.optimizer.param_groups[0]["lr"])
+        elif self.user_embedding.sparse and self.trainer.world_size == 1:  # DDP all-reduces only what backward() makes
             loss, pos, neg = self.backward_rows(batch)
         else:
             pos = self.pair_scores(batch["user"], batch["pos"])
             neg = self.pair_scores(batch["user"], batch["neg"])
             loss = self.loss(pos, neg) + self.hparams.l2 * self.batch_norms(batch)
             self.manual_backward(loss)
-        opt.step()
-        b = len(pos)
+        opt.step()  # for "sgd" no table has a gradient: the step changes nothing and counts for the trainer
+        b = len(batch["user"])
         with torch.no_grad():  # summed here, logged once per epoch: Lightning's per-step logging costs more than the step
             self._epoch_sums += b * torch.stack([loss.detach(), pos.mean(), neg.mean()])
             self._epoch_rows += b

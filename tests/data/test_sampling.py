@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -28,7 +29,7 @@ def test_from_csr_equals_the_set_built_from_pairs():
 
 
 def test_contains_answers_unsorted_repeated_queries_in_their_shape():
-    """Queries are sorted inside contains (faster searches); the answers come back in the query order."""
+    """Each query is searched in its own user's run of keys; the answers come back in the query order."""
     csr = _random_csr(1)
     dense = torch.from_numpy(csr.toarray() > 0)
     rng = np.random.default_rng(0)
@@ -37,6 +38,22 @@ def test_contains_answers_unsorted_repeated_queries_in_their_shape():
     found = PositiveSet.from_csr(csr).contains(users, items)
     assert found.shape == (50, 4) and torch.equal(found, dense[users, items])
     assert found.any() and not found.all()
+
+
+def test_contains_equals_a_python_set_on_a_larger_random_set_and_rejects_pairs_out_of_range():
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 300, 2000), rng.integers(0, 500, 2000)
+    users[:5] = 299  # the last user, whose run ends at the last key
+    positives = PositiveSet(torch.as_tensor(users), torch.as_tensor(items), 301, 500)  # user 300: no positive
+    pairs = set(zip(users.tolist(), items.tolist()))
+    qu, qi = rng.integers(0, 301, 5000), rng.integers(0, 500, 5000)
+    qu[:2000], qi[:2000] = users, items  # every positive is asked for, and 3000 mostly absent pairs
+    expected = [(a, b) in pairs for a, b in zip(qu.tolist(), qi.tolist())]
+    assert positives.contains(torch.as_tensor(qu), torch.as_tensor(qi)).tolist() == expected
+    with pytest.raises(ValueError, match=r"users must lie in \[0, 301\)"):
+        positives.contains(torch.tensor([301]), torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"items must lie in \[0, 500\), got values in \[-1, -1\]"):
+        positives.contains(torch.tensor([0]), torch.tensor([-1]))
 
 
 def test_from_csr_accepts_unsorted_duplicated_entries():

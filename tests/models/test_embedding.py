@@ -284,3 +284,41 @@ def test_sparse_gradients_automatic_rule_and_bad_combination(tiny):
     assert small_batch.user_embedding.sparse and small_batch.item_embedding.sparse
     with pytest.raises(ValueError, match="sparse_gradients=True needs optimizer='adagrad'"):
         EmbeddingRecommender(optimizer="adam", sparse_gradients=True)
+
+
+def test_sgd_fit_is_the_per_triple_loop_over_the_datamodules_batches(tiny):
+    """optimizer='sgd' through the Trainer makes exactly bpr_sgd_step's updates on the batches its
+    DataModule gives (same seed: same tables, same batches, same negatives), epoch after epoch, and
+    the same seed gives the same model; the penalty-free loss it logs falls as it trains."""
+    from recnb.training.bpr_sgd import bpr_sgd_step
+
+    kw = dict(embedding_dim=8, item_bias=True, batch_size=64, n_negatives=2, optimizer="sgd", lr=0.05,
+              l2=0.01, max_epochs=3, seed=4)
+    fitted = EmbeddingRecommender(**kw).fit(tiny)
+    again = EmbeddingRecommender(**kw).fit(tiny)
+    by_hand = EmbeddingRecommender(**kw)
+    by_hand.build(tiny)
+    dm = by_hand.datamodule(tiny)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    for epoch in range(3):
+        loader.sampler.set_epoch(epoch)
+        for batch in loader:
+            bpr_sgd_step(by_hand.user_embedding.weight.data, by_hand.item_embedding.weight.data,
+                         by_hand.item_bias.weight.data.view(-1), batch["user"], batch["pos"], batch["neg"], 0.05, 0.01)
+    for a, b, c in zip(fitted.parameters(), again.parameters(), by_hand.parameters()):
+        assert torch.equal(a, b)
+        torch.testing.assert_close(a.detach(), c.detach(), rtol=0, atol=0)
+    losses = fitted.trainer_.logger.history["train_loss"].dropna().tolist()
+    assert len(losses) == 3 and losses[0] > losses[-1]
+    assert fitted.trainer_.global_step == 3 * -(-tiny.train_csr().nnz // 64)
+
+
+def test_sgd_learns_a_ranking_and_refuses_what_it_cannot_do(tiny):
+    m = EmbeddingRecommender(embedding_dim=16, optimizer="sgd", lr=0.05, max_epochs=20, batch_size=256, seed=0).fit(tiny)
+    assert evaluate(m, tiny, 10)["ndcg@10"] > evaluate(RandomRecommender(seed=0).fit(tiny), tiny, 10)["ndcg@10"] + 0.05
+    assert not m.user_embedding.sparse
+    with pytest.raises(ValueError, match="optimizer='sgd' is BPR's per-triple step .* needs loss='bpr', got loss='bce'"):
+        EmbeddingRecommender(optimizer="sgd", loss="bce")
+    with pytest.raises(ValueError, match="sparse_gradients=True needs optimizer='adagrad'"):
+        EmbeddingRecommender(optimizer="sgd", sparse_gradients=True)
