@@ -33,7 +33,8 @@ Models, each with its library's default thread count and with one thread:
   per-iteration hook, so fresh fits of ``n`` iterations; default threads: all cores.
 
 ``--budget S`` stops each curve at its first point past ``S`` training seconds (Lightning's
-``should_stop``, an exception from implicit's callback, no further fresh fit), and
+``should_stop``, an exception from implicit's callback, no further fresh fit; nor one that, at the
+last fit's seconds per iteration, would take over ``2 S``), and
 ``--eval-users N`` scores every point on the same seeded sample of ``N`` validation users, which
 keeps a large shop's curves to minutes.
 
@@ -146,6 +147,8 @@ def recnb_bpr(curve: Curve, threads: int, seed: int, **settings: Any) -> list[di
 
 def fresh_fits(curve: Curve, points: tuple[int, ...], make: Callable[[int], Recommender]) -> list[dict]:
     for n in points:
+        if curve.rows and curve.rows[-1]["seconds"] * n / curve.rows[-1]["iteration"] > 2 * curve.budget:
+            break  # this fit alone would take over twice the budget, at the last fit's seconds per iteration
         model = make(n)
         start = time.perf_counter()
         model.fit(curve.val)
