@@ -38,7 +38,8 @@ every stored entry ``f_{td}`` is replaced by its weight
 ``Q`` queries is a ``(Q, V)`` CSR matrix ``C`` of query-term counts. Then all the scores are one
 sparse product ``S = C W`` ``(Q, N)``: documents that share no term with a query are not stored
 (score 0). :meth:`BM25.search` takes each row's top ``k`` from ``S`` a batch of queries at a time,
-so a million documents never need a dense ``Q × N`` block.
+so a million documents never need a dense ``Q × N`` block, and skips the blocks of documents whose
+upper bound (each term's largest weight in the block) cannot beat a query's ``k``-th score so far.
 
 **Empty queries.** A query with no token left after tokenisation (``""``, only stop words) or with
 no token in the vocabulary scores 0 everywhere: an all-zero row of :meth:`BM25.score` and an empty
@@ -159,7 +160,7 @@ class BM25:
         self.doc_lengths = np.zeros(0)
         self.idf = np.zeros(0)
         self.n_docs = 0
-        self._block_cache: tuple[int, list[sp.csr_matrix]] | None = None  # W cut into column blocks
+        self._block_cache: tuple[int, list[sp.csr_matrix], sp.csr_matrix] | None = None  # see _blocks
 
     def __repr__(self) -> str:
         return f"BM25(k1={self.k1}, b={self.b}, {self.tokenizer!r}, n_docs={self.n_docs}, V={len(self.vocabulary)})"
@@ -232,27 +233,43 @@ class BM25:
         """:meth:`score` as a dense ``(Q, N)`` tensor (for a small catalogue: hybrids, plots)."""
         return torch.from_numpy(self.score(queries).toarray())
 
-    def search(self, queries: Sequence[str], k: int = 10, batch_size: int = 256, block_size: int = 65_536) -> Ranking:
+    def search(self, queries: Sequence[str], k: int = 10, batch_size: int = 256, block_size: int = 16_384) -> Ranking:
         """The top ``k`` documents of each query: a :class:`Ranking` ``(Q, k)``.
 
-        Scores are computed ``batch_size`` queries at a time (sparse products) and each row's top
-        ``k`` is taken from its stored entries only; ties go to the lower document index, as in
-        :func:`recnb.math.ranking.rank`. Documents sharing no term with the query are never
+        Ranking is by descending score, ties to the lower document index, as in
+        :func:`recnb.math.ranking.rank`; documents sharing no term with the query are never
         returned: slots beyond them are ``PAD`` with score ``-inf`` (an empty query: all ``PAD``).
-        The product ``C W`` is taken ``block_size`` documents (columns of ``W``) at a time: the
-        accumulator of each block stays in cache, which is several times faster on a million
-        documents than one product over all columns (same result).
+        How, exactly (the result equals ``rank`` of the dense scores, zeros excluded):
+
+        - identical rows of ``C`` are scored once (a query log repeats its head queries);
+        - the distinct rows go ``batch_size`` at a time through the documents in column blocks of
+          ``block_size`` (the product's accumulator of a block stays in cache: several times faster
+          on a million documents than one product over all columns), in order, keeping each row's
+          best ``k`` so far, whose ``k``-th score is the row's threshold ``θ``;
+        - **block-max pruning** (Ding & Suel 2011): ``M`` ``(V, blocks)`` holds each term's
+          largest weight in each block, so no document of block ``b`` scores above
+          ``(C M)_{qb}``; a row skips every block whose bound is ``<= θ`` (a later block's document
+          can only tie, and ties go to the earlier, lower index). Both products run the same
+          sparse kernel, summing a row's terms in the same order, and rounding is monotone, so the
+          computed bound is never below a computed score;
+        - of a block's product only the entries above ``θ`` are kept, cut to each row's top ``k``
+          for all rows at once (:func:`row_top_k`), then merged with the best so far.
+
+        Query term counts must be non-negative (a bound needs non-negative weights).
         """
         return self.search_matrix(self.query_matrix(queries), k, batch_size, block_size)
 
-    def _blocks(self, block_size: int) -> list[sp.csr_matrix]:
+    def _blocks(self, block_size: int) -> tuple[list[sp.csr_matrix], sp.csr_matrix]:
+        """``W`` cut into column blocks of ``block_size`` documents, and the block maxima ``M`` ``(V, blocks)``."""
         w = self._fitted()
         if self._block_cache is None or self._block_cache[0] != block_size:
-            self._block_cache = (block_size, [sp.csr_matrix(w[:, s:s + block_size]) for s in range(0, w.shape[1], block_size)])
-        return self._block_cache[1]
+            blocks = [sp.csr_matrix(w[:, s:s + block_size]) for s in range(0, w.shape[1], block_size)]
+            block_max = sp.csr_matrix(np.column_stack([blk.max(axis=1).toarray().ravel() for blk in blocks]))
+            self._block_cache = (block_size, blocks, block_max)
+        return self._block_cache[1], self._block_cache[2]
 
     def search_matrix(self, query_matrix: sp.csr_matrix, k: int = 10, batch_size: int = 256,
-                      block_size: int = 65_536) -> Ranking:
+                      block_size: int = 16_384) -> Ranking:
         """:meth:`search` for a :meth:`query_matrix` ``C`` ``(Q, V)``."""
         for name, value in (("k", k), ("batch_size", batch_size), ("block_size", block_size)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -262,26 +279,102 @@ class BM25:
             raise ValueError(f"query_matrix must be (Q, V) with V = {w.shape[0]} vocabulary terms, "
                              f"got shape {query_matrix.shape}")
         query_matrix = sp.csr_matrix(query_matrix, dtype=self.dtype)
-        blocks = self._blocks(block_size)
-        offsets = np.arange(len(blocks)) * block_size
-        n_queries = query_matrix.shape[0]
-        indices = np.full((n_queries, k), PAD, dtype=np.int64)
-        values = np.full((n_queries, k), -np.inf, dtype=self.dtype)
-        for start in range(0, n_queries, batch_size):
-            parts = [query_matrix[start:start + batch_size] @ block for block in blocks]
-            for r in range(parts[0].shape[0]):
-                data = np.concatenate([p.data[p.indptr[r]:p.indptr[r + 1]] for p in parts])
-                cols = np.concatenate([p.indices[p.indptr[r]:p.indptr[r + 1]] + o for p, o in zip(parts, offsets)])
-                if len(data) > k:  # the entries above the k-th largest value, then the lowest-index ties
-                    kth = np.partition(data, len(data) - k)[len(data) - k]
-                    above = data > kth
-                    tied = cols[data == kth]
-                    need = k - int(above.sum())
-                    if len(tied) > need:
-                        tied = np.partition(tied, need - 1)[:need]
-                    data = np.concatenate([data[above], np.full(len(tied), kth, dtype=data.dtype)])
-                    cols = np.concatenate([cols[above], tied])
-                order = np.lexsort((cols, -data))[:k]
-                indices[start + r, :len(order)] = cols[order]
-                values[start + r, :len(order)] = data[order]
-        return Ranking(torch.from_numpy(indices), torch.from_numpy(values))
+        negative = np.flatnonzero(query_matrix.data < 0)
+        if len(negative):
+            row = int(np.searchsorted(query_matrix.indptr, negative[0], side="right") - 1)
+            raise ValueError(f"query_matrix must hold non-negative term counts, row {row} has "
+                             f"{float(query_matrix.data[negative[0]])!r}")
+        distinct, inverse = unique_rows(query_matrix)
+        # batches of queries with similar numbers of matches pad less in row_top_k
+        by_matches = np.argsort(distinct.sign() @ np.diff(w.indptr), kind="stable")
+        distinct, inverse = distinct[by_matches], np.argsort(by_matches)[inverse]
+        blocks, block_max = self._blocks(block_size)
+        indices = np.full((distinct.shape[0], k), PAD, dtype=np.int64)
+        values = np.full((distinct.shape[0], k), -np.inf, dtype=self.dtype)
+        for start in range(0, distinct.shape[0], batch_size):
+            batch = distinct[start:start + batch_size]
+            top_i, top_v = indices[start:start + batch_size], values[start:start + batch_size]  # views
+            bound = (batch @ block_max).toarray()  # (B, blocks): no document of block b scores above bound[:, b]
+            for b, block in enumerate(blocks):
+                active = np.flatnonzero(bound[:, b] > np.maximum(top_v[:, -1], 0))
+                if len(active) == 0:
+                    continue
+                s = (batch if len(active) == batch.shape[0] else batch[active]) @ block
+                position = np.flatnonzero(s.data > np.repeat(top_v[active, -1], np.diff(s.indptr)))  # only these can enter
+                if len(position) == 0:
+                    continue
+                indptr = np.searchsorted(position, s.indptr)  # the kept entries as a CSR matrix
+                position = position[row_top_k(indptr, s.indices[position], s.data[position], k)]
+                rows = active[np.searchsorted(s.indptr, position, side="right") - 1]
+                merge_top_k(top_i, top_v, rows, s.indices[position].astype(np.int64) + b * block_size, s.data[position])
+        return Ranking(torch.from_numpy(indices[inverse]), torch.from_numpy(values[inverse]))
+
+
+def merge_top_k(top_indices: np.ndarray, top_scores: np.ndarray, rows: np.ndarray, columns: np.ndarray,
+                scores: np.ndarray) -> None:
+    """Merge entries ``(rows, columns, scores)`` into the sorted top-``k`` arrays ``(n_rows, k)``, in place.
+
+    Each row of ``top_indices`` / ``top_scores`` is ordered by descending score, ties to the lower
+    column, ``PAD`` / ``-inf`` at the end; ``columns`` must not repeat a column a row already holds.
+    """
+    k = top_indices.shape[1]
+    touched = np.unique(rows)
+    old = top_indices[touched] != PAD
+    r = np.concatenate([np.repeat(touched, old.sum(1)), rows])
+    c = np.concatenate([top_indices[touched][old], columns])
+    v = np.concatenate([top_scores[touched][old], scores])
+    order = np.lexsort((c, -v, r))  # by row, then descending score, then lower column
+    r, c, v = r[order], c[order], v[order]
+    starts = np.searchsorted(r, touched)
+    slot = np.arange(len(r)) - np.repeat(starts, np.diff(np.append(starts, len(r))))
+    best = slot < k
+    top_indices[touched], top_scores[touched] = PAD, -np.inf
+    top_indices[r[best], slot[best]], top_scores[r[best], slot[best]] = c[best], v[best]
+
+
+def unique_rows(matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The distinct rows of a CSR matrix and, for each row, the index of its distinct row.
+
+    Rows are compared by their stored entries after summing duplicates and sorting indices, so
+    ``distinct[inverse]`` equals ``matrix``; distinct rows keep the order of their first occurrence.
+    """
+    m = sp.csr_matrix(matrix, copy=True)
+    m.sum_duplicates()  # also sorts the indices of each row
+    first: dict[bytes, int] = {}
+    inverse = np.fromiter((first.setdefault(m.indices[a:b].tobytes() + m.data[a:b].tobytes(), len(first))
+                           for a, b in zip(m.indptr[:-1].tolist(), m.indptr[1:].tolist())),
+                          dtype=np.int64, count=m.shape[0])
+    keep = np.full(len(first), -1, dtype=np.int64)
+    keep[inverse[::-1]] = np.arange(m.shape[0])[::-1]  # the first row of each distinct row
+    return m[keep], inverse
+
+
+def row_top_k(indptr: np.ndarray, columns: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each row's top ``k`` stored entries of a CSR matrix (``indptr``, ``columns``, ``values``).
+
+    Per row: every entry if it holds at most ``k``; otherwise the entries above its ``k``-th
+    largest value ``v_k``, then the entries equal to ``v_k`` of the lowest columns until ``k`` are
+    kept (ties to the lower index, as :func:`recnb.math.ranking.rank`). All rows at once: ``v_k``
+    from ``torch.topk`` over the rows' stored values (never the zeros) padded with ``-inf`` to
+    ``(rows, longest row)``, the tied entries ordered by ``(row, column)``.
+    Returns the kept positions (unordered), at most ``k`` per row. Columns within a row must be
+    distinct (as in any canonical CSR matrix; the order of a row's entries does not matter).
+    """
+    n_rows = len(indptr) - 1
+    lengths = np.diff(indptr)
+    if lengths.max(initial=0) <= k:
+        return np.arange(len(values))
+    width = int(lengths.max())
+    padded = np.full((n_rows, width), -np.inf, dtype=values.dtype)  # row r's values, then -inf
+    padded.reshape(-1)[np.arange(len(values)) + np.repeat(np.arange(n_rows) * width - indptr[:-1], lengths)] = values
+    kth = torch.topk(torch.from_numpy(padded), k, dim=1).values[:, -1].numpy()  # -inf in a row of < k entries
+    threshold = np.repeat(kth, lengths)
+    above = np.flatnonzero(values > threshold)
+    need = k - np.bincount(np.searchsorted(indptr, above, side="right") - 1, minlength=n_rows)
+    tied = np.flatnonzero(values == threshold)  # a row of > k entries has >= need of them
+    tied_rows = np.searchsorted(indptr, tied, side="right") - 1
+    order = np.argsort(tied_rows * (int(columns.max()) + 1) + columns[tied])  # by row, then column
+    tied, tied_rows = tied[order], tied_rows[order]
+    counts = np.bincount(tied_rows, minlength=n_rows)
+    rank_in_row = np.arange(len(tied)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.concatenate([above, tied[rank_in_row < need[tied_rows]]])

@@ -27,9 +27,10 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from recnb.math.blend import blend, normalise
 from recnb.math.metrics import graded_ndcg_at_k
 from recnb.math.ranking import rank
-from recnb.search.hybrid import NORMALISATIONS, hybrid_scores, reciprocal_rank_fusion
+from recnb.search.hybrid import NORMALISATIONS, reciprocal_rank_fusion
 
 #: the blend weights compared by default: 0.1, 0.2, ..., 0.9 (α = 1 is "bm25", α = 0 is "dense")
 ALPHAS: tuple[float, ...] = tuple(round(0.1 * j, 1) for j in range(1, 10))
@@ -70,9 +71,10 @@ def retrieval_methods(lexical: torch.Tensor, dense: torch.Tensor, alphas: Sequen
         raise ValueError(f"depth must be a positive integer, got {depth!r}")
     lexical, dense = lexical.double(), dense.double()
     methods = {"bm25": matches_only(lexical), "dense": dense}
-    for norm in normalisations:
+    for norm in normalisations:  # hybrid_scores for each α, with each side normalised once
+        lexical_norm, dense_norm = normalise(lexical, norm), normalise(dense, norm)
         for a in alphas:
-            methods[blend_name(norm, a)] = hybrid_scores(lexical, dense, float(a), norm)
+            methods[blend_name(norm, a)] = blend(lexical_norm, dense_norm, float(a), "none")
     depth = min(depth, lexical.shape[1])
     lists = [rank(methods["bm25"], k=depth), rank(dense, k=depth)]
     methods["rrf"] = reciprocal_rank_fusion(lists, n_items=lexical.shape[1], k=rrf_k)

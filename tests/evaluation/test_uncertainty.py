@@ -261,3 +261,30 @@ def test_describe_comparison_says_no_more_than_the_numbers():
     assert U.describe_comparison({**base, "low": -0.01}, "coverage").startswith("no difference in coverage")
     lower = {"difference": -0.05, "low": -0.09, "high": -0.01, "wins": 0.0, "seeds": 5.0}
     assert U.describe_comparison(lower, "share").startswith("share lower at every seed")
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 20])
+@pytest.mark.parametrize("confidence", [0.8, 0.95, 0.99])
+def test_t_interval_is_scipys_t_interval(n, confidence):
+    x = np.random.default_rng(n).normal(0.3, 0.05, size=n)
+    got = U.t_interval(x, confidence)
+    low, high = stats.t.interval(confidence, n - 1, loc=x.mean(), scale=stats.sem(x))
+    np.testing.assert_allclose([got.mean, got.low, got.high], [x.mean(), low, high], rtol=0, atol=1e-12)
+
+
+def test_t_interval_by_hand_and_bad_input():
+    x = pd.Series([0.01, 0.02, 0.0, 0.03, -0.01], index=[4, 0, 3, 1, 2])  # mean 0.01, s = 0.0158114
+    got = U.t_interval(x)
+    half = 2.7764451051977987 * np.sqrt(0.001 / 4) / np.sqrt(5)  # t_{4, 0.975}; Σ (x - x̄)² = 0.001
+    np.testing.assert_allclose([got.mean, got.low, got.high], [0.01, 0.01 - half, 0.01 + half], rtol=0, atol=1e-12)
+    assert U.t_interval([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
+    with pytest.raises(ValueError, match="at least 2 runs.*got 1"):
+        U.t_interval([0.4])
+    with pytest.raises(ValueError, match="finite, got nan at position 1"):
+        U.t_interval([0.4, np.nan, 0.5])
+    with pytest.raises(ValueError, match="finite, got inf at position 2"):
+        U.t_interval([0.4, 0.5, np.inf])
+    with pytest.raises(ValueError, match="confidence must lie strictly between 0 and 1"):
+        U.t_interval([0.4, 0.5], confidence=95)
+    with pytest.raises(ValueError, match="1-D"):
+        U.t_interval(np.zeros((2, 2)))

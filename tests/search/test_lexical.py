@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from recnb.data.queries import make_queries
 from recnb.data.synthetic import make_shop
 from recnb.math.ranking import PAD, rank
-from recnb.search.lexical import BM25, STOP_WORDS, Tokenizer
+from recnb.search.lexical import BM25, STOP_WORDS, Tokenizer, row_top_k, unique_rows
 
 bm25s = pytest.importorskip("bm25s", reason="bm25s is the reference BM25: pip install -e '.[search]'")
 
@@ -108,3 +109,86 @@ def test_bad_input(shop):
         m.search(["phone"], k=0)
     with pytest.raises(ValueError, match="query_matrix must be"):
         m.score_matrix(m.query_matrix(["phone"])[:, :3])
+
+
+def brute_force_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's top k by a full sort: descending score, ties to the lower index, zeros never returned."""
+    n_rows, n_cols = scores.shape
+    indices, values = np.full((n_rows, k), PAD), np.full((n_rows, k), -np.inf)
+    for r in range(n_rows):
+        order = np.lexsort((np.arange(n_cols), -scores[r]))
+        order = order[scores[r, order] != 0][:k]
+        indices[r, :len(order)], values[r, :len(order)] = order, scores[r, order]
+    return indices, values
+
+
+def tied_corpus(rng: np.random.Generator, n_docs: int, n_words: int) -> list[str]:
+    """Documents of 1-3 words from a small vocabulary: many documents score exactly alike."""
+    words = [f"w{i}" for i in range(n_words)]
+    return [" ".join(rng.choice(words, size=rng.integers(1, 4))) for _ in range(n_docs)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_search_equals_a_full_sort_of_the_dense_scores(seed, dtype):
+    """Block-max pruning, per-row selection and deduplication change nothing: on corpora full of ties,
+    with repeated, empty, unknown and few-match queries, search equals a full argsort of score_dense."""
+    rng = np.random.default_rng(seed)
+    docs = tied_corpus(rng, n_docs=int(rng.integers(50, 400)), n_words=int(rng.integers(3, 12)))
+    docs[int(rng.integers(len(docs)))] = "rare"  # a query matching one document: fewer than k matches
+    words = sorted({w for d in docs for w in d.split()})
+    queries = [" ".join(rng.choice(words, size=rng.integers(1, 4))) for _ in range(40)]
+    queries += queries[:10] + ["", "the of", "zzz", "rare", "rare zzz", "rare rare"]
+    m = BM25(k1=float(rng.uniform(0.5, 2.0)), b=float(rng.uniform(0, 1)), dtype=dtype).fit(docs)
+    dense = m.score_dense(queries).numpy()
+    assert dense.dtype == dtype
+    for k in (1, 4, 10):
+        want_i, want_v = brute_force_top_k(dense, k)
+        assert (want_i[-6:-3] == PAD).all() and (want_i == PAD).all(axis=1).sum() == 3  # "", stop words, unknown
+        assert (want_i[-3:, 0] != PAD).all() and (k == 1 or (want_i[-3:, 1:] == PAD).all())  # one match
+        for block_size, batch_size in [(16_384, 256), (int(rng.integers(2, 40)), int(rng.integers(1, 9)))]:
+            got = m.search(queries, k=k, batch_size=batch_size, block_size=block_size)
+            np.testing.assert_array_equal(got.indices.numpy(), want_i)
+            np.testing.assert_array_equal(got.scores.numpy(), want_v.astype(dtype))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_row_top_k_equals_a_full_sort(seed):
+    """row_top_k on a random CSR matrix with heavy ties, negative values and short and empty rows."""
+    rng = np.random.default_rng(seed)
+    n_rows, n_cols = 30, 200
+    dense = rng.integers(-3, 4, size=(n_rows, n_cols)).astype(float) * (rng.random((n_rows, n_cols)) < rng.random((n_rows, 1)))
+    dense[:3] = 0
+    dense[3, :2] = [1.0, -1.0]
+    csr = sp.csr_matrix(dense)
+    perm = [rng.permutation(np.arange(a, b)) for a, b in zip(csr.indptr[:-1], csr.indptr[1:])]  # order within a row is free
+    order = np.concatenate(perm)
+    columns, values = csr.indices[order], csr.data[order]
+    for k in (1, 5, 50):
+        kept = row_top_k(csr.indptr, columns, values, k)
+        rows = np.searchsorted(csr.indptr, kept, side="right") - 1
+        got = np.zeros_like(dense)
+        got[rows, columns[kept]] = values[kept]
+        want_i, _ = brute_force_top_k(dense, k)
+        want = np.zeros_like(dense)
+        for r in range(n_rows):
+            sel = want_i[r][want_i[r] != PAD]
+            want[r, sel] = dense[r, sel]
+        np.testing.assert_array_equal(got, want)
+        assert len(kept) == len(np.unique(kept)) == (want != 0).sum()
+
+
+def test_unique_rows():
+    m = sp.csr_matrix(np.array([[1, 0, 2], [0, 0, 0], [1, 0, 2], [0, 3, 0], [0, 0, 0]], dtype=float))
+    distinct, inverse = unique_rows(m)
+    np.testing.assert_array_equal(inverse, [0, 1, 0, 2, 1])
+    np.testing.assert_array_equal(distinct.toarray(), m.toarray()[[0, 1, 3]])
+    np.testing.assert_array_equal(distinct[inverse].toarray(), m.toarray())
+
+
+def test_negative_query_counts_are_refused(shop):
+    m = BM25().fit(shop.items["text"].tolist())
+    c = m.query_matrix(["phone case", "phone"])
+    c.data[c.indptr[1]] = -1.0
+    with pytest.raises(ValueError, match="non-negative term counts, row 1 has -1.0"):
+        m.search_matrix(c)

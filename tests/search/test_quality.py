@@ -14,6 +14,7 @@ from recnb.math.metrics import graded_ndcg_at_k
 from recnb.math.ranking import PAD
 from recnb.models.text_encoder import TfidfEncoder
 from recnb.search.dense import DenseRetriever
+from recnb.search.hybrid import hybrid_scores
 from recnb.search.lexical import BM25
 from recnb.search.quality import (
     ALPHAS,
@@ -57,6 +58,8 @@ def test_blend_and_rrf_by_hand(setup):
     np.testing.assert_allclose(methods["minmax α=0.3"][q].numpy(), mm, atol=1e-12)
     z = 0.3 * (lx - lx.mean()) / lx.std() + 0.7 * (dn - dn.mean()) / dn.std()
     np.testing.assert_allclose(methods["zscore α=0.3"][q].numpy(), z, atol=1e-12)
+    for norm in ("minmax", "zscore"):  # every query: the same numbers as hybrid_scores, to the bit
+        assert torch.equal(methods[f"{norm} α=0.3"], hybrid_scores(lex.double(), den.double(), 0.3, norm))
     # RRF over the two top-5 lists: 1/(60 + r) summed over the lists that hold the item
     expected = np.zeros(len(lx))
     for scores in (np.where(lx > 0, lx, -np.inf), dn):
