@@ -3,7 +3,8 @@
 Stages (in one process, in order): ``make_shop``; the split (``random_holdout``, 20 % per user);
 ItemKNN fit + full evaluation of every test user (NDCG@10 etc. over the whole catalogue); one BPR
 epoch of ``EmbeddingRecommender`` (its default hyper-parameters, ``max_epochs=1``); full evaluation
-of the embedding model. Each stage's peak RSS is measured on its own (Linux ``VmHWM``, reset
+of the embedding model; one epoch of BPR's per-triple SGD (``optimizer="sgd"``, the settings of
+``benchmarks/time_to_quality.py``: rate 0.02, 32,768 rows per step). Each stage's peak RSS is measured on its own (Linux ``VmHWM``, reset
 before the stage, see :mod:`recnb.training.profiling`); the last line is the whole run's peak.
 ``--dense-epoch`` adds one BPR epoch with dense gradients (``sparse_gradients=False``) beside the
 default one; ``--movielens`` adds 12-epoch fits of the default model on MovieLens-100k with sparse
@@ -130,6 +131,12 @@ def main(argv: list[str] | None = None) -> list[Stage]:
         with measure("embedding full evaluation", stages) as s:
             result = evaluate(bpr, split, k=10, batch_size=args.batch_size)
         report(s, f"NDCG@10 {result['ndcg@10']:.4f} over {int(result['users']):,} users", result["ndcg@10"])
+        if not args.evaluate_only:
+            with measure("one BPR-SGD epoch (optimizer='sgd')", stages) as s:
+                sgd = EmbeddingRecommender(max_epochs=1, optimizer="sgd", lr=0.02, batch_size=32_768,
+                                           seed=args.seed).fit(split)
+            report(s, f"d={sgd.hparams.embedding_dim}, batch {sgd.hparams.batch_size}, "
+                      f"{sgd.hparams.n_negatives} negatives per positive")
     if args.dense_epoch:
         with measure("one BPR epoch, dense gradients", stages) as s:
             EmbeddingRecommender(max_epochs=1, seed=args.seed, sparse_gradients=False).fit(split)
