@@ -1,7 +1,8 @@
 """Time to quality: NDCG@10 on a validation split against training wall seconds, per model and thread count.
 
     nice -n 5 .venv/bin/python benchmarks/time_to_quality.py --data movielens
-    nice -n 5 .venv/bin/python benchmarks/time_to_quality.py --data shop --users 20000 --items 5000 --events 500000
+    nice -n 5 .venv/bin/python benchmarks/time_to_quality.py --data shop --users 200000 --items 50000 \
+        --events 5000000 --budget 120 --eval-users 10000      # the committed large-shop curves
     .venv/bin/python benchmarks/time_to_quality.py --plot-only        # redraw the PNG from the CSVs
 
 Data: MovieLens-100k (``load_movielens``, the recbole wheel's copy) or the synthetic shop
@@ -231,8 +232,9 @@ def reached(rows: pd.DataFrame, value: float) -> float:
     return float(hit["seconds"].min()) if len(hit) else float("inf")
 
 
-def targets(table: pd.DataFrame) -> list[str]:
-    """The issue's targets that this table can answer, as 'met' / 'not met' lines with the figures."""
+def targets(table: pd.DataFrame, budget: float = BUDGET_S) -> list[str]:
+    """The issue's targets that this table can answer, as 'met' / 'not met' lines with the figures
+    (a lead under 5 % of the peer's value, in one run on one split with no interval, is reported as level, not met)."""
     lines = []
     data = table["data"].iloc[0]
     default = table[table["label"] == "default threads"]
@@ -253,13 +255,14 @@ def targets(table: pd.DataFrame) -> list[str]:
         lines.append(f"{'met' if ours <= 1.5 * fit else 'NOT met'}: recnb ALS reaches implicit ALS's NDCG@10 "
                      f"{goal:.4f} in {ours:.1f} s; 1.5 x implicit's fit time = {1.5 * fit:.1f} s")
     if data != "movielens":
-        within = default[default["seconds"] <= BUDGET_S].groupby("model")["ndcg@10"].max()
+        within = default[default["seconds"] <= budget].groupby("model")["ndcg@10"].max()
         ours = within[[m for m in within.index if m.startswith("recnb")]]
         peers = within[[m for m in within.index if not m.startswith("recnb")]]
         if len(ours) and len(peers):
-            lines.append(f"{'met' if ours.max() > peers.max() else 'NOT met'}: best recnb model within "
-                         f"{BUDGET_S:.0f} s: {ours.idxmax()} {ours.max():.4f}; best peer: {peers.idxmax()} "
-                         f"{peers.max():.4f}")
+            lead = ours.max() - peers.max()
+            verdict = "NOT met" if lead <= 0 else "level, not met" if lead < 0.05 * peers.max() else "met"
+            lines.append(f"{verdict}: best recnb model within {budget:.0f} s: {ours.idxmax()} {ours.max():.4f}; "
+                         f"best peer: {peers.idxmax()} {peers.max():.4f} (one run, no interval: a lead under 5 % is level)")
     return lines
 
 
@@ -345,7 +348,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame | None:
     path = RESULTS / f"time_to_quality_{'movielens' if name == 'movielens' else 'shop'}.csv"
     table.to_csv(path, index=False, float_format="%.6g")
     print(f"wrote {path} and {plot(args.png)}")
-    for line in targets(table):
+    for line in targets(table, min(args.budget, BUDGET_S)):
         print(line)
     return table
 

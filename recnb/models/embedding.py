@@ -34,8 +34,9 @@ loop over the batch (:func:`recnb.training.bpr_sgd.bpr_sgd_step`) that updates t
 each triple in place, with no gradient tensor at all; the batch only sets how often Lightning's
 loop and the negative sampler run. A pass over ``n`` training pairs with ``k`` negatives makes
 ``n·k`` updates where the batched optimisers make ``n / batch_size``, so the rate ``lr`` wants a
-smaller value (``benchmarks/time_to_quality.py`` uses 0.05). On one process only (DDP has nothing
-to synchronise).
+smaller value (``benchmarks/time_to_quality.py`` uses 0.02). There ``l2`` is the per-triple λ of
+:mod:`recnb.training.bpr_sgd` (which also says how it differs from implicit's and cornac's BPR),
+not the batch mean above. On one process only (DDP has nothing to synchronise).
 
 Each training epoch logs (one value per epoch, see :class:`~recnb.training.HistoryLogger`)
 ``train_loss``, ``pos_score`` and ``neg_score`` (means over the epoch's rows of the loss and of the
@@ -190,7 +191,8 @@ class EmbeddingRecommender(ItemVectors, LightningRecommender):
         the negatives per row): on small tables a dense step costs no more (the batch covers much of
         the table anyway), on large ones it reads and writes every row. ``benchmarks/scale.py
         --dense-epoch --movielens`` measures both sides (``benchmarks/results/scale.csv``).
-        Adam has no sparse form with the same update, so it always keeps dense gradients.
+        Adam has no sparse form with the same update, so it always keeps dense gradients; ``"sgd"``
+        makes no gradient at all (its loop updates the rows in place).
         """
         hp: Any = self.hparams
         if hp.optimizer != "adagrad":
@@ -208,7 +210,7 @@ class EmbeddingRecommender(ItemVectors, LightningRecommender):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adagrad or Adam on the tables; for ``"sgd"`` a ``torch.optim.SGD`` that holds the rate η
-        (read at every step, so a scheduler or the LR finder can change it) while
+        (read from its ``param_groups`` at every step, so a callback may change it) while
         :func:`~recnb.training.bpr_sgd.bpr_sgd_step` makes the update."""
         hp: Any = self.hparams
         if hp.optimizer == "adam":

@@ -1,6 +1,6 @@
 """BPR's stochastic gradient step, one (user, positive, negative) triple at a time, as one compiled loop.
 
-This is Rendle et al.'s LearnBPR (2009), the update implicit's and cornac's BPR make. For a triple
+This is the update of Rendle et al.'s LearnBPR (2009), which implicit's and cornac's BPR make too. For a triple
 ``(u, i, j)`` with ``x = ⟨e_u, e_i − e_j⟩ (+ b_i − b_j)`` and the per-triple objective
 
 .. math::
@@ -20,8 +20,15 @@ This is Rendle et al.'s LearnBPR (2009), the update implicit's and cornac's BPR 
 
 A row of ``users`` with ``k`` negatives is ``k`` triples, taken in order; the rows in order. Each
 step sees the parameters the previous one left, so the result is that of the sequential loop
-(tested against autograd steps one by one) and is the same on every run: the loop is one thread,
-deterministic. It touches ``3 d`` numbers per triple and allocates nothing, where the same step
+(tested against autograd steps one by one) and is the same on every run on one machine: the loop is
+one thread (``fastmath`` lets the compiler reorder the dot products' sums for the CPU's vector
+width, so another CPU may differ in the last bits). Three differences from the peers: their penalty
+``reg`` decays a row by ``η·reg·θ`` where this one decays by ``2ηλθ`` (implicit's
+``regularization=r`` is ``l2=r/2`` here); they draw (user, positive, negative) samples uniformly with
+replacement, one negative each, where recnb's DataModule makes a shuffled pass over the training
+pairs with ``k`` negatives per pair, the user's row then decayed ``k`` times per pair; and the bias
+is penalised like the embeddings. A triple whose negative is its positive (``i = j``) is refused:
+the loop and autograd would disagree on it, and a sampler of negatives never makes one. It touches ``3 d`` numbers per triple and allocates nothing, where the same step
 through tensor operations gathers, scatters and sorts ``(B, k, d)`` copies; it runs in place on the
 tables (float32 numpy views of the model's parameters). Compiled by numba on first use (cached on
 disk); ``benchmarks/bpr_speed.py`` measures (positive, negative) pairs per second against implicit.
@@ -88,6 +95,8 @@ def bpr_sgd_step(users_table: torch.Tensor, items_table: torch.Tensor, bias: tor
     """
     tables = {"users_table": users_table, "items_table": items_table, "bias": bias}
     for name, table in tables.items():
+        if table is not None and table.device.type != "cpu":
+            raise ValueError(f"{name} must be on the CPU (the loop runs on numpy views), got {table.device}")
         if table is not None and (table.dtype != torch.float32 or not table.is_contiguous()):
             raise ValueError(f"{name} must be a contiguous float32 tensor, got {table.dtype}"
                              f"{'' if table.is_contiguous() else ' (not contiguous)'}")
@@ -101,9 +110,13 @@ def bpr_sgd_step(users_table: torch.Tensor, items_table: torch.Tensor, bias: tor
                          f"{tuple(pos.shape)}, {tuple(neg.shape)}")
     for name, index, n in (("users", users, users_table.shape[0]), ("pos", pos, items_table.shape[0]),
                            ("neg", neg, items_table.shape[0])):
+        if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
+            raise ValueError(f"{name} must hold integer row indices, got dtype {index.dtype}")
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
             raise ValueError(f"{name} must hold row indices in [0, {n}), got values in "
                              f"[{int(index.min())}, {int(index.max())}]")
+    if neg.numel() and bool((neg == pos.unsqueeze(1)).any()):
+        raise ValueError("neg must never equal its row's pos (a triple (u, i, i) has no ranking to learn)")
     sums = np.zeros(3)
     b = bias.detach().numpy() if bias is not None else np.zeros(0, dtype=np.float32)
     _bpr_sgd(users_table.detach().numpy(), items_table.detach().numpy(), b,

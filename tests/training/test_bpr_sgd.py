@@ -99,3 +99,11 @@ def test_bad_input_names_the_argument():
         bpr_sgd_step(U, V, b, **{**ok, "neg": torch.tensor([[7]])})
     with pytest.raises(ValueError, match=r"users must hold row indices in \[0, 5\)"):
         bpr_sgd_step(U, V, b, **{**ok, "users": torch.tensor([-1])})
+
+
+def test_float_indices_and_a_negative_equal_to_its_positive_are_refused():
+    U, V, b = _tables(3)
+    with pytest.raises(ValueError, match="pos must hold integer row indices, got dtype torch.float32"):
+        bpr_sgd_step(U, V, b, torch.tensor([0]), torch.tensor([1.0]), torch.tensor([[2]]), lr=0.1, l2=0.0)
+    with pytest.raises(ValueError, match="neg must never equal its row's pos"):
+        bpr_sgd_step(U, V, b, torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([[3, 4], [5, 2]]), lr=0.1, l2=0.0)
