@@ -16,11 +16,15 @@ pair's target ``y`` (:mod:`recnb.data.bundles`). The features are Sentence-BERT'
 
 ``train_layers`` chooses what is fine-tuned: ``0`` freezes the encoder (only the head learns),
 ``n`` (default 2) fine-tunes the top ``n`` of the 6 transformer layers, ``None`` everything
-(embeddings included). Frozen parameters get ``requires_grad = False``, so autograd stores no
-graph for the frozen bottom of the network: the cost of a step is one forward pass plus a
-backward pass through the top layers only. Optimiser: AdamW, ``lr`` for the encoder and
-``head_lr`` for the head, with a linear warm-up over ``warmup`` of the steps then a linear decay
-to 0 (``transformers.get_linear_schedule_with_warmup``), stepped every optimiser step.
+(embeddings included). Frozen parameters get ``requires_grad = False`` and stay in eval mode, so
+the frozen bottom of the network is a fixed function of each text: its output is computed once per
+item and kept, and a step costs a forward and a backward pass through the top layers only
+(:meth:`BundleScorer.encode_items`). Where a whole item vector is fixed -- a frozen encoder
+(``train_layers = 0``), or eval mode without gradient (validation, scoring) -- each item is encoded
+once and its vector reused until the weights change (:meth:`BundleScorer.embed`). Optimiser:
+AdamW, ``lr`` for the encoder and ``head_lr`` for the head, with a linear warm-up over ``warmup``
+of the steps then a linear decay to 0 (``transformers.get_linear_schedule_with_warmup``), stepped
+every optimiser step.
 
 :func:`fit_bundle_scorer` trains with a real ``Trainer`` (:func:`recnb.training.make_trainer`),
 Lightning's ``EarlyStopping`` on the validation MSE and ``ModelCheckpoint`` into a temporary
@@ -107,7 +111,10 @@ class BundleScorer(pl.LightningModule):
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 layer.bias.uniform_(-bound, bound, generator=generator)
         self._frozen = self._freeze(train_layers)
-        self._cache: torch.Tensor | None = None
+        self._cache: torch.Tensor | None = None  # (n_items, H) item vectors, valid where ``_cached`` is True
+        self._cached = torch.zeros(self.n_items, dtype=torch.bool)
+        self._bottom: torch.Tensor | None = None  # (n_items, max_length, H) frozen-bottom states, where ``_bottom_done``
+        self._bottom_done = torch.zeros(self.n_items, dtype=torch.bool)
         self.train()
 
     def _freeze(self, train_layers: int | None) -> list[torch.nn.Module]:
@@ -136,15 +143,86 @@ class BundleScorer(pl.LightningModule):
         return [p for p in self.encoder.parameters() if p.requires_grad]
 
     def embed(self, items: torch.Tensor) -> torch.Tensor:
-        """Pooled encoder outputs ``(len(items), H)`` for item indices (not normalised)."""
+        """Pooled encoder outputs ``(len(items), H)`` for item indices (not normalised), as the model uses them.
+
+        When the vectors are a fixed function of the texts -- a frozen encoder, or eval mode without
+        gradient -- each item is encoded once (:meth:`encode_items`) and its vector reused until the
+        next training step of a fine-tuned encoder (or ``fit_bundle_scorer``'s restore) clears them;
+        otherwise (fine-tuning, or dropout in train mode) the items are encoded now, with gradient.
+        """
         items = torch.as_tensor(items, dtype=torch.int64, device=self.input_ids.device)
         if items.numel() and (items.min() < 0 or items.max() >= self.n_items):
             raise IndexError(f"item indices must lie in 0..{self.n_items - 1}, got {items.min().item()}..{items.max().item()}")
+        if self.encoder_parameters() and (self.training or torch.is_grad_enabled()):
+            return self.encode_items(items)
+        with torch.inference_mode(False), torch.no_grad():  # the table is an ordinary tensor, even under Lightning's inference mode
+            items = items.clone()
+            if self._cache is None:
+                self._cache = torch.zeros(self.n_items, self.encoder.config.hidden_size, device=self.input_ids.device)
+                self._cached = torch.zeros(self.n_items, dtype=torch.bool, device=self.input_ids.device)
+            missing = torch.unique(items[~self._cached[items]])
+            for s in range(0, len(missing), 256):
+                self._cache[missing[s : s + 256]] = self.encode_items(missing[s : s + 256])
+            self._cached[missing] = True
+            return self._cache[items]
+
+    def encode_items(self, items: torch.Tensor) -> torch.Tensor:
+        """Pooled encoder outputs ``(len(items), H)`` computed now (item indices, checked by :meth:`embed`).
+
+        With ``0 < train_layers``, the frozen bottom's output (the hidden states entering the first
+        fine-tuned layer) is a fixed function of the text: it is computed once per item
+        (:meth:`_bottom_states`) and only the fine-tuned top layers run here, with the same additive
+        attention mask the encoder builds (padding keys at the dtype's minimum).
+        """
         mask = self.attention_mask[items]
         length = max(int(mask.sum(dim=1).max()), 1) if items.numel() else 1
         ids, mask = self.input_ids[items, :length], mask[:, :length]  # trim the shared padding
-        hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        if not self.hparams.train_layers:  # everything fine-tuned (None), or nothing (0: embed caches the vectors)
+            return mean_pool(self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
+        hidden = self._bottom_states(items, length)
+        extended = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        for layer in self.encoder.encoder.layer[len(self._frozen) - 1 :]:
+            out = layer(hidden, extended)
+            hidden = out[0] if isinstance(out, tuple) else out  # a tuple in transformers 4, a tensor in 5
         return mean_pool(hidden, mask)
+
+    def _bottom_states(self, items: torch.Tensor, length: int) -> torch.Tensor:
+        """The frozen bottom's output ``(len(items), length, H)``: ``hidden_states[cut]`` of the encoder,
+        computed the first time an item is asked for and kept (the frozen weights never change). The
+        encoder runs in eval mode for it: the top layers' dropout, unused here, draws no random numbers."""
+        modes = [module.training for module in self.encoder.modules()]
+        self.encoder.eval()
+        try:
+            return self._fill_bottom(items, length)
+        finally:
+            for module, mode in zip(self.encoder.modules(), modes, strict=True):
+                module.training = mode
+
+    def _fill_bottom(self, items: torch.Tensor, length: int) -> torch.Tensor:
+        with torch.inference_mode(False), torch.no_grad():
+            items = items.clone()
+            if self._bottom is None:
+                shape = (self.n_items, self.input_ids.shape[1], self.encoder.config.hidden_size)
+                self._bottom = torch.zeros(shape, device=self.input_ids.device)
+                self._bottom_done = torch.zeros(self.n_items, dtype=torch.bool, device=self.input_ids.device)
+            missing = torch.unique(items[~self._bottom_done[items]])
+            for s in range(0, len(missing), 256):
+                part = missing[s : s + 256]
+                mask = self.attention_mask[part]
+                n = max(int(mask.sum(dim=1).max()), 1)
+                states = self.encoder(input_ids=self.input_ids[part, :n], attention_mask=mask[:, :n], output_hidden_states=True)
+                self._bottom[part, :n] = states.hidden_states[len(self._frozen) - 1]
+            self._bottom_done[missing] = True
+            return self._bottom[items, :length]
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """As ``nn.Module.load_state_dict``; drops the cached item vectors, and the bottom states
+        unless the frozen weights loaded equal the present ones (as in a restored checkpoint)."""
+        frozen = {name: p for name, p in self.named_parameters() if not p.requires_grad}
+        if any(name in state_dict and not torch.equal(state_dict[name], p) for name, p in frozen.items()):
+            self._bottom = None
+        self._cache = None
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, anchor: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
         """Scores ``(B,)`` of the pairs ``(anchor[b], candidate[b])``; every distinct item encoded once."""
@@ -160,7 +238,8 @@ class BundleScorer(pl.LightningModule):
         return torch.nn.functional.mse_loss(self(batch["anchor"], batch["candidate"]), batch["target"].float())
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        self._cache = None  # the weights change: cached item vectors are stale
+        if self.encoder_parameters():
+            self._cache = None  # the encoder's weights change: cached item vectors are stale
         loss = self._loss(batch)
         self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["target"]))
         return loss
@@ -182,15 +261,13 @@ class BundleScorer(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     @torch.no_grad()
-    def item_embeddings(self, batch_size: int = 256) -> torch.Tensor:
-        """Every item's pooled vector ``(n_items, H)``, computed once and cached until the next training step."""
-        if self._cache is None:
-            was_training = self.training
-            self.eval()
-            self._cache = torch.cat([self.embed(torch.arange(s, min(s + batch_size, self.n_items)))
-                                     for s in range(0, self.n_items, batch_size)])
-            self.train(was_training)
-        return self._cache
+    def item_embeddings(self) -> torch.Tensor:
+        """Every item's pooled vector ``(n_items, H)`` in eval mode, from :meth:`embed`'s cache."""
+        was_training = self.training
+        self.eval()
+        out = self.embed(torch.arange(self.n_items))
+        self.train(was_training)
+        return out
 
     @torch.no_grad()
     def score_candidates(self, anchors: Any, candidates: Any = None) -> torch.Tensor:
@@ -200,8 +277,9 @@ class BundleScorer(pl.LightningModule):
         c = torch.arange(self.n_items) if candidates is None else torch.as_tensor(np.asarray(candidates), dtype=torch.int64)
         was_training = self.training
         self.eval()
-        out = torch.stack([self.head(pair_features(emb[i][None, :], emb[c])).squeeze(-1) for i in a.tolist()]) \
-            if len(a) else torch.empty(0, len(c))
+        step = max(1, 8192 // max(len(c), 1))  # anchors per batch: about 8,192 pairs through the head at once
+        out = torch.cat([self.head(pair_features(emb[a[s : s + step]][:, None, :], emb[c][None])).squeeze(-1)
+                         for s in range(0, len(a), step)]) if len(a) else torch.empty(0, len(c))
         self.train(was_training)
         return out
 

@@ -463,7 +463,25 @@ class IVFIndex(AnnIndex):
 
 
 def _merge(indices: torch.Tensor, scores: torch.Tensor, k: int) -> Ranking:
-    """Top-``k`` of candidate lists ``(B, c)`` (``PAD`` = no candidate, score ``-inf``), ties to the lower item index."""
+    """Top-``k`` of candidate lists ``(B, c)`` (``PAD`` = no candidate, score ``-inf``), ties to the lower item index.
+
+    Only each row's ``k + 1`` best candidates (``torch.topk``) are ordered by item index and ranked:
+    they hold the answer unless the ``(k+1)``-th score ties with a finite ``k``-th (a tie the
+    boundary cuts), and only such rows are merged from all their candidates.
+    """
+    if not 0 < k < scores.shape[1] - 1:
+        return _merge_all(indices, scores, k)
+    vals, pos = torch.topk(scores, k + 1, dim=1)
+    top = _merge_all(torch.gather(indices, 1, pos), vals, k)
+    cut = (vals[:, k] == vals[:, k - 1]) & (vals[:, k - 1] > -torch.inf)
+    if cut.any():
+        redo = _merge_all(indices[cut], scores[cut], k)
+        top.indices[cut], top.scores[cut] = redo.indices, redo.scores
+    return top
+
+
+def _merge_all(indices: torch.Tensor, scores: torch.Tensor, k: int) -> Ranking:
+    """:func:`_merge` over every candidate: sort by item index, then :func:`rank` (ties to the lower position)."""
     order = torch.sort(indices, dim=1, stable=True).indices  # ascending item index: rank breaks ties by position
     indices, scores = torch.gather(indices, 1, order), torch.gather(scores, 1, order)
     top = rank(scores, k=min(k, scores.shape[1]), in_place=True)
@@ -575,18 +593,25 @@ class FaissIVFPQ(FaissIVF):
     """``faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, metric)``: IVF cells whose residuals ``x − c``
     are product-quantised into ``m`` sub-vectors of ``d / m`` dimensions, each coded on ``nbits`` bits
     (``m · nbits / 8`` bytes per item instead of ``4 d``); scores are approximate (asymmetric distances
-    to the codes). ``m`` must divide ``d``."""
+    to the codes). ``m`` must divide ``d``. Each sub-quantizer's k-means runs ``pq_n_iter`` iterations
+    on at most ``pq_max_points_per_centroid · 2^nbits`` of the training residuals (FAISS's defaults
+    25 and 256; the k-means of 2-D sub-vectors is slow in FAISS, and fewer of both train faster)."""
 
-    def __init__(self, nlist: int, m: int, nbits: int = 8, nprobe: int = 1, metric: str = "ip", seed: int = 0) -> None:
+    def __init__(self, nlist: int, m: int, nbits: int = 8, nprobe: int = 1, metric: str = "ip", seed: int = 0,
+                 pq_n_iter: int = 25, pq_max_points_per_centroid: int = 256) -> None:
         super().__init__(nlist, nprobe, metric, seed)
         self.m = _check_positive("m", m)
         self.nbits = _check_positive("nbits", nbits)
+        self.pq_n_iter = _check_positive("pq_n_iter", pq_n_iter)
+        self.pq_max_points_per_centroid = _check_positive("pq_max_points_per_centroid", pq_max_points_per_centroid)
 
     def _ivf(self, faiss: ModuleType, quantizer: Any, d: int) -> Any:
         if d % self.m:
             raise ValueError(f"m (PQ sub-vectors) must divide the dimension d = {d}, got m = {self.m}")
         index = faiss.IndexIVFPQ(quantizer, d, self.nlist, self.m, self.nbits, self._faiss_metric(faiss))
         index.pq.cp.seed = self.seed
+        index.pq.cp.niter = self.pq_n_iter
+        index.pq.cp.max_points_per_centroid = self.pq_max_points_per_centroid
         return index
 
     def __repr__(self) -> str:

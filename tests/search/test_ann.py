@@ -19,6 +19,7 @@ from recnb.search.ann import (
     FaissFlat,
     FaissHNSW,
     FaissIVF,
+    FaissIVFPQ,
     Hnswlib,
     IVFIndex,
     RetrieveThenRank,
@@ -104,6 +105,23 @@ def test_ivf_with_every_cell_probed_is_exact(data, metric):
     assert torch.equal(ivf.cell_of_, d.argmin(dim=1))
 
 
+@pytest.mark.parametrize("k", [1, 10, 37])
+def test_ivf_breaks_ties_to_the_lower_item_index(k):
+    """Small-integer vectors, each drawn 5 times over: exact ties everywhere, also across the top-k boundary."""
+    g = torch.Generator().manual_seed(1)
+    base = torch.randint(-3, 4, (60, 4), generator=g).double()
+    x = base[torch.randint(0, 60, (300,), generator=g)]
+    q = torch.randint(-3, 4, (25, 4), generator=g).double()
+    ivf = IVFIndex(n_cells=12, nprobe=12, batch_size=8).build(x)
+    got = ivf.search(q, k)
+    s = q.numpy() @ x.numpy().T
+    expected = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    assert got.indices.tolist() == expected.tolist()
+    assert np.array_equal(got.scores.numpy(), np.take_along_axis(s, expected, 1))
+    boundary = np.take_along_axis(s, np.argsort(-s, axis=1, kind="stable")[:, k : k + 1], 1)[:, 0]
+    assert (boundary == got.scores.numpy()[:, -1]).any()  # some rows have a tie cut by the boundary
+
+
 def test_ivf_recall_grows_with_nprobe(data):
     x, q = data
     exact = exact_top_k(q, x, 10).indices
@@ -169,6 +187,21 @@ def test_faiss_flat_and_full_ivf_equal_exact(data, metric):
         assert torch.equal(got.indices, exact.indices), index
         assert torch.allclose(got.scores, exact.scores, atol=1e-4)
         assert index.memory_bytes() >= 2000 * 8 * 4
+
+
+@needs_faiss
+def test_faiss_ivfpq_trains_its_sub_quantizers_as_asked(data):
+    faiss = require("faiss")
+    x, q = data[0].float(), data[1].float()
+    default = FaissIVFPQ(nlist=4, m=4, nbits=4, nprobe=4).build(x)
+    quick = FaissIVFPQ(nlist=4, m=4, nbits=4, nprobe=4, pq_n_iter=3, pq_max_points_per_centroid=40).build(x)
+    assert (default.index_.pq.cp.niter, default.index_.pq.cp.max_points_per_centroid) == (25, 256)  # FAISS's
+    assert (quick.index_.pq.cp.niter, quick.index_.pq.cp.max_points_per_centroid) == (3, 40)
+    # 3 iterations on 40 · 16 of the 2,000 residuals give other codebooks, still a working index
+    assert not np.allclose(faiss.vector_to_array(default.index_.pq.centroids), faiss.vector_to_array(quick.index_.pq.centroids))
+    assert recall_at_k(quick.search(q, 100).indices, exact_top_k(q, x, 10).indices) >= 0.8
+    with pytest.raises(ValueError, match="pq_n_iter must be an integer >= 1, got 0"):
+        FaissIVFPQ(4, m=4, pq_n_iter=0)
 
 
 @needs_faiss
