@@ -265,9 +265,10 @@ class BundleScorer(pl.LightningModule):
         """Every item's pooled vector ``(n_items, H)`` in eval mode, from :meth:`embed`'s cache."""
         was_training = self.training
         self.eval()
-        out = self.embed(torch.arange(self.n_items))
-        self.train(was_training)
-        return out
+        try:
+            return self.embed(torch.arange(self.n_items))
+        finally:
+            self.train(was_training)
 
     @torch.no_grad()
     def score_candidates(self, anchors: Any, candidates: Any = None) -> torch.Tensor:
@@ -278,10 +279,11 @@ class BundleScorer(pl.LightningModule):
         was_training = self.training
         self.eval()
         step = max(1, 8192 // max(len(c), 1))  # anchors per batch: about 8,192 pairs through the head at once
-        out = torch.cat([self.head(pair_features(emb[a[s : s + step]][:, None, :], emb[c][None])).squeeze(-1)
-                         for s in range(0, len(a), step)]) if len(a) else torch.empty(0, len(c))
-        self.train(was_training)
-        return out
+        try:
+            return torch.cat([self.head(pair_features(emb[a[s : s + step]][:, None, :], emb[c][None])).squeeze(-1)
+                              for s in range(0, len(a), step)]) if len(a) else torch.empty(0, len(c))
+        finally:
+            self.train(was_training)
 
 
 def pair_loader(pairs: pd.DataFrame, batch_size: int = 32, shuffle: bool = False, seed: int = 0) -> DataLoader:
@@ -380,6 +382,8 @@ def pair_mse(model: BundleScorer, pairs: pd.DataFrame, batch_size: int = 256) ->
     model.eval()
     a, c = torch.as_tensor(pairs["anchor"].to_numpy(np.int64)), torch.as_tensor(pairs["candidate"].to_numpy(np.int64))
     y = torch.as_tensor(pairs["target"].to_numpy(np.float32))
-    pred = torch.cat([model(a[s : s + batch_size], c[s : s + batch_size]) for s in range(0, len(a), batch_size)])
-    model.train(was_training)
+    try:
+        pred = torch.cat([model(a[s : s + batch_size], c[s : s + batch_size]) for s in range(0, len(a), batch_size)])
+    finally:
+        model.train(was_training)
     return float(torch.nn.functional.mse_loss(pred, y))
